@@ -241,7 +241,8 @@ def build_index(
         ann = "flat"
     index.add(vecs)
 
-    name = dt.datetime.now().strftime("%Y%m%d-%H%M%S") + "-" + kb.digest[:8]
+    # Names sort in build order (millisecond clock), so "the previous version" is well defined.
+    name = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3] + "-" + kb.digest[:8]
     vd = _versions_dir(root)
     vd.mkdir(parents=True, exist_ok=True)
     tmp = vd / f".{name}.tmp"

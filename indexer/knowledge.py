@@ -79,8 +79,15 @@ class KnowledgeBase:
 
 
 # --- YAML with line numbers --------------------------------------------------------------------
+class _Loader(yaml.SafeLoader):
+    """Safe YAML, but dates stay text so that a bad date is reported, not raised."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
+
+
 def _compose(text: str) -> tuple[Any, yaml.Node | None]:
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None

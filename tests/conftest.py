@@ -1,0 +1,38 @@
+"""Shared fixtures: a small knowledge base indexed with the fake embedder (fast, no model)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.config import load_settings
+from indexer.embed import HashingEmbedder
+from indexer.index import build_index
+
+HERE = Path(__file__).resolve().parent
+MINI_KB = HERE / "data" / "kb-mini"
+REPO = HERE.parent
+
+
+@pytest.fixture()
+def mini_kb(tmp_path: Path) -> Path:
+    """A writable copy of the small test knowledge base."""
+    dst = tmp_path / "knowledge"
+    shutil.copytree(MINI_KB, dst)
+    return dst
+
+
+@pytest.fixture()
+def fake_settings(tmp_path: Path, mini_kb: Path):
+    return load_settings(
+        knowledge_dir=mini_kb, data_dir=tmp_path / "var", embedding_model="fake-hashing-256",
+        min_dense_for_answer=0.0, dense_weight=0.3, answer_threshold=0.5, choice_threshold=0.3,
+    )
+
+
+@pytest.fixture()
+def fake_index(fake_settings):
+    build_index(fake_settings.knowledge_dir, fake_settings.index_root, HashingEmbedder(256))
+    return fake_settings
