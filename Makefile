@@ -1,0 +1,37 @@
+# The two first commands of the README.
+#   make run   set up, build the index from knowledge/ and ask a first question (embedded defaults)
+#   make test  set up and run the checks and the tests (PostgreSQL leg when LDTBXH_TEST_DATABASE_URL is set)
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup run test lint bench clean
+
+$(BIN)/ldtbxh: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first, pinned: a local CPU wheel satisfies it; an unpinned torch pulls GBs of CUDA packages
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(BIN)/ldtbxh
+
+setup: $(BIN)/ldtbxh
+
+run: setup
+	$(BIN)/ldtbxh db upgrade
+	$(BIN)/ldtbxh index build
+	$(BIN)/ldtbxh ask "Tôi mới nghỉ việc thì làm hồ sơ trợ cấp thất nghiệp thế nào?"
+	$(BIN)/ldtbxh ask "tro cap that nghiep duoc bao nhieu phan tram luong"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy bot indexer handlers
+
+test: lint
+	$(BIN)/python -m pytest -q -ra
+
+bench: setup
+	$(BIN)/python bench/bench_query.py
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache
