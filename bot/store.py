@@ -367,17 +367,27 @@ class Store:
             s.add(DossierLookupLog(channel=channel, chat_id=str(chat_id), receipt=receipt[:64], outcome=outcome))
 
     def lookups_since(
-        self, channel: str, chat_id: str, since: datetime, outcomes: Sequence[str] = RATE_LIMITED_OUTCOMES
+        self,
+        channel: str,
+        chat_id: str,
+        since: datetime,
+        outcomes: Sequence[str] = RATE_LIMITED_OUTCOMES,
+        *,
+        receipt: str | None = None,
     ) -> tuple[int, datetime | None]:
-        """How many counted lookups this chat made since ``since``, and the oldest of them."""
+        """How many counted lookups this chat made since ``since``, and the oldest of them.
+
+        With ``receipt``: the lookups of that receipt number from any chat (to stop guessing spread over
+        several chats).
+        """
+        conds = [DossierLookupLog.created_at >= since, DossierLookupLog.outcome.in_(list(outcomes))]
+        if receipt is not None:
+            conds.append(DossierLookupLog.receipt == receipt[:64])
+        else:
+            conds += [DossierLookupLog.channel == channel, DossierLookupLog.chat_id == str(chat_id)]
         with self.session() as s:
             count, oldest = s.execute(
-                select(func.count(DossierLookupLog.id), func.min(DossierLookupLog.created_at)).where(
-                    DossierLookupLog.channel == channel,
-                    DossierLookupLog.chat_id == str(chat_id),
-                    DossierLookupLog.created_at >= since,
-                    DossierLookupLog.outcome.in_(list(outcomes)),
-                )
+                select(func.count(DossierLookupLog.id), func.min(DossierLookupLog.created_at)).where(*conds)
             ).one()
             return int(count), oldest
 

@@ -1,0 +1,193 @@
+"""Storage: migrations from empty, the schema check, and the Store API (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, select, text, update
+
+from bot.db import (
+    SchemaBehindError,
+    check_schema_current,
+    current_revision,
+    downgrade,
+    head_revision,
+    make_engine,
+)
+from bot.db import upgrade as db_upgrade
+from bot.messages import Button
+from bot.models import Base, ConversationState, Outbox, RequestLog, utcnow
+from bot.store import Store
+from tests.db_fixtures import *  # noqa: F403
+
+EXPECTED_TABLES = {
+    "chat_identities",
+    "requests",
+    "unanswered",
+    "followups",
+    "feedback",
+    "dossiers",
+    "dossier_history",
+    "dossier_imports",
+    "dossier_lookups",
+    "audit_log",
+    "conversation_state",
+    "outbox",
+    "users",
+    "kb_versions",
+}
+
+
+def test_migrations_from_empty_create_every_table_and_match_models(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        assert current_revision(engine) is None
+        with pytest.raises(SchemaBehindError, match="run: ldtbxh db upgrade"):
+            check_schema_current(engine)
+
+        assert db_upgrade(engine) == head_revision()
+        check_schema_current(engine)
+        tables = set(inspect(engine).get_table_names())
+        assert tables >= EXPECTED_TABLES
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert diff == [], f"models and migrations differ: {diff}"
+
+        # Upgrading again is a no-op; downgrading to empty and back works.
+        assert db_upgrade(engine) == head_revision()
+        downgrade(engine, "base")
+        assert not (EXPECTED_TABLES & set(inspect(engine).get_table_names()))
+        db_upgrade(engine)
+        check_schema_current(engine)
+    finally:
+        engine.dispose()
+
+
+def test_store_refuses_a_schema_that_is_behind(db_url: str) -> None:
+    with pytest.raises(SchemaBehindError) as err:
+        Store(db_url)
+    assert "run: ldtbxh db upgrade" in str(err.value)
+    engine = make_engine(db_url)
+    try:
+        db_upgrade(engine)
+        with engine.begin() as conn:  # pretend the database is at an older revision
+            conn.execute(text("UPDATE alembic_version SET version_num = '0000'"))
+        with pytest.raises(SchemaBehindError):
+            check_schema_current(engine)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": head_revision()})
+        Store(engine)  # current again: accepted
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_accepts_settings(tmp_path: Path) -> None:
+    from bot.config import Settings
+
+    settings = Settings(database_url=None, data_dir=tmp_path / "data")
+    assert settings.db_url.startswith("sqlite:///")
+    assert db_upgrade(settings) == head_revision()
+    assert (tmp_path / "data" / "ldtbxh.sqlite3").is_file()
+    s = Store(settings)
+    s.close()
+
+
+def test_identity_is_created_once_per_channel_and_chat(store: Store) -> None:
+    a = store.identity("telegram", "1001")
+    assert store.identity("telegram", "1001") == a
+    assert store.identity("zalo", "1001") != a
+    assert store.identity("telegram", "1002") != a
+
+
+def test_requests_unanswered_and_feedback(store: Store) -> None:
+    rid = store.log_request(
+        "web",
+        "s1",
+        "Tôi gọi 0912 345 678 hỏi trợ cấp thất nghiệp",
+        normalized="toi goi 0912 345 678 hoi tro cap that nghiep",
+        kind="answer",
+        entry_id="tctn-huong",
+        topic="tctn",
+        score=0.71,
+        latency_ms=42.5,
+    )
+    with store.session() as s:
+        row = s.get(RequestLog, rid)
+        assert row is not None
+        assert "0912 345 678" not in row.question and "09******78" in row.question
+        assert (row.kind, row.entry_id, row.score, row.latency_ms) == ("answer", "tctn-huong", 0.71, 42.5)
+        assert row.created_at is not None
+    with pytest.raises(ValueError):
+        store.log_request("web", "s1", "x", kind="nonsense")
+
+    fid = store.add_feedback("web", "s1", False, request_id=rid, entry_id="tctn-huong", comment="chưa rõ")
+    assert fid > 0
+
+    uid = store.log_unanswered("web", "s1", "hỏi gì đó rất lạ", request_id=rid)
+    assert [u.id for u in store.list_unanswered()] == [uid]
+    store.resolve_unanswered(uid, actor="canbo1", status="answered", officer_reply="Đã trả lời", entry_id="new-entry")
+    assert store.list_unanswered() == []
+    done = store.list_unanswered(status="answered")
+    assert done[0].entry_id == "new-entry" and done[0].handled_by == "canbo1"
+    audit = store.audit_entries()
+    assert audit[0].action == "unanswered.answered" and audit[0].actor == "canbo1"
+
+
+def test_conversation_state_roundtrip(store: Store) -> None:
+    assert store.get_state("telegram", "42") is None
+    store.set_state("telegram", "42", {"flow": "dossier", "step": "await_receipt", "n": [1, 2]})
+    assert store.get_state("telegram", "42") == {"flow": "dossier", "step": "await_receipt", "n": [1, 2]}
+    store.set_state("telegram", "42", {"flow": "followup", "step": "name"})
+    assert store.get_state("telegram", "42") == {"flow": "followup", "step": "name"}
+    with store.session() as s:
+        s.execute(update(ConversationState).values(updated_at=utcnow() - timedelta(hours=3)))
+    assert store.get_state("telegram", "42", max_age=timedelta(hours=1)) is None
+    store.set_state("telegram", "42", None)
+    assert store.get_state("telegram", "42") is None
+
+
+def test_outbox_retry_and_failure(store: Store) -> None:
+    oid = store.enqueue_outbox("zalo", "u1", "Xin chào", [Button("Xác nhận", "followup:confirm")])
+    due = store.due_outbox()
+    assert [m.id for m in due] == [oid]
+    assert due[0].buttons == [Button("Xác nhận", "followup:confirm")]
+    assert store.mark_outbox_failed(oid, "HTTP 502", max_attempts=2) == "pending"
+    assert store.due_outbox() == []  # backed off
+    with store.session() as s:
+        s.execute(update(Outbox).values(next_attempt_at=utcnow()))
+    assert store.mark_outbox_failed(oid, "HTTP 502", max_attempts=2) == "failed"
+    assert store.due_outbox() == []
+    oid2 = store.enqueue_outbox("zalo", "u1", "Lần hai")
+    store.mark_outbox_sent(oid2)
+    with store.session() as s:
+        row = s.get(Outbox, oid2)
+        assert row is not None and row.status == "sent" and row.attempts == 1 and row.sent_at is not None
+
+
+def test_followups_users_kb_versions(store: Store) -> None:
+    fid = store.create_followup("web", "s9", "Nguyễn Văn An", "0912345678", "Hồ sơ chậm")
+    assert store.get_followup(fid).status == "new"  # type: ignore[union-attr]
+    store.update_followup(fid, actor="canbo1", status="in-progress", assigned_to="canbo1", notes="Đã gọi")
+    f = store.get_followup(fid)
+    assert f is not None and (f.status, f.assigned_to, f.notes) == ("in-progress", "canbo1", "Đã gọi")
+    with pytest.raises(ValueError):
+        store.update_followup(fid, actor="canbo1", status="closed")
+    assert [x.id for x in store.list_followups(status="in-progress")] == [fid]
+
+    store.add_user("admin", "pbkdf2$...", role="admin")
+    u = store.get_user("admin")
+    assert u is not None and u.role == "admin" and u.active
+    store.set_user_active("admin", False, actor="root")
+    assert store.get_user("admin").active is False  # type: ignore[union-attr]
+
+    store.add_kb_version("2024-11-01")
+    store.add_kb_version("2024-11-20")
+    assert store.active_kb_version() == "2024-11-20"
+    store.activate_kb_version("2024-11-01")
+    assert store.active_kb_version() == "2024-11-01"
+    with store.session() as s:
+        assert s.scalar(select(Outbox.id)) is None
