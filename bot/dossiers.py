@@ -493,6 +493,8 @@ def _phone_value(raw: str) -> tuple[str | None, bool]:
     if mobile:
         return mobile, True
     digits = re.sub(r"\D", "", raw)
+    if len(digits) == 9 and normalize_mobile("0" + digits):  # a number cell lost its leading zero
+        return "0" + digits, True
     if digits.startswith("84") and len(digits) in (11, 12):
         digits = "0" + digits[2:]
     if re.fullmatch(r"0\d{9,10}", digits):
@@ -615,10 +617,10 @@ def read_dossier_file(path: str | Path, report: ImportReport | None = None) -> t
     parsed: list[_Parsed] = []
     items = list(colmap.items())
     for line, cells in rows:
-        if not any(_cell_text(c) for c in cells):
-            continue
-        report.rows_total += 1
         values = {fld: (cells[i] if i < len(cells) else None) for i, fld in items}
+        if not any(_cell_text(v) for v in values.values()):
+            continue  # an empty row (or one with only a row number in an unused column)
+        report.rows_total += 1
         row = _parse_row(line, values, report)
         if row is not None:
             parsed.append(row)
