@@ -176,7 +176,7 @@ class FollowUpFlow:
                 s = self.settings
                 return Reply(
                     "Mình chưa nhận được số điện thoại hợp lệ nên tạm dừng yêu cầu gọi lại. Anh/chị có thể gọi "
-                    f"trực tiếp đường dây nóng {s.dept_hotline} ({s.dept_hours}), hoặc nhắn “gặp cán bộ” để thử lại.",
+                    f"trực tiếp đường dây nóng {s.dept_hotline}, hoặc nhắn “gặp cán bộ” để thử lại.",
                     kind="followup",
                     state=None,
                 )
@@ -240,7 +240,7 @@ class FollowUpFlow:
         s = self.settings
         return Reply(
             f"Đã ghi nhận yêu cầu số {ticket}. Cán bộ {s.dept_name} sẽ gọi lại cho anh/chị qua số "
-            f"{mask_phone(phone)} {self.ds.followup_sla}, trong giờ làm việc ({s.dept_hours}). "
+            f"{mask_phone(phone)} {self.ds.followup_sla}, trong giờ làm việc: {s.dept_hours}. "
             f"Khi gọi, cán bộ sẽ nhắc mã yêu cầu {ticket} để anh/chị tiện nhận biết. "
             f"Nếu cần gấp, anh/chị có thể gọi đường dây nóng {s.dept_hotline}. Cảm ơn anh/chị!",
             kind="followup",

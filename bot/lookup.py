@@ -162,7 +162,7 @@ class DossierLookup:
             return Reply(
                 "Mình vẫn chưa nhận ra số biên nhận trong tin nhắn. Anh/chị có thể xem lại giấy biên nhận, "
                 f"hoặc liên hệ {self.settings.one_stop_office} qua đường dây nóng {self.settings.dept_hotline} "
-                f"({self.settings.dept_hours}) để được hỗ trợ tra cứu.",
+                f"(giờ làm việc: {self.settings.dept_hours}) để được hỗ trợ tra cứu.",
                 kind="dossier",
                 buttons=[Button("Gặp cán bộ", PAYLOAD_FOLLOWUP)],
                 state=None,
@@ -188,7 +188,7 @@ class DossierLookup:
             f"Anh/chị đã tra cứu {count} lần trong một giờ qua. Để bảo vệ thông tin hồ sơ của người dân, "
             f"mỗi cuộc trò chuyện chỉ được tra cứu tối đa {limit} lần mỗi giờ. "
             f"Anh/chị vui lòng thử lại sau khoảng {minutes} phút, hoặc gọi đường dây nóng "
-            f"{self.settings.dept_hotline} ({self.settings.dept_hours}) nếu cần gấp.",
+            f"{self.settings.dept_hotline} nếu cần gấp.",
             kind="dossier",
             state=None,
         )
@@ -217,7 +217,7 @@ class DossierLookup:
         return Reply(
             "Xin lỗi anh/chị, hệ thống một cửa điện tử của tỉnh đang tạm thời không phản hồi nên mình chưa "
             f"tra cứu được hồ sơ {receipt}. Anh/chị vui lòng thử lại sau ít phút, hoặc gọi đường dây nóng "
-            f"{s.dept_hotline} ({s.dept_hours}) để được hỗ trợ.",
+            f"{s.dept_hotline} để được hỗ trợ.",
             kind="dossier",
             state=None,
         )
@@ -230,7 +230,8 @@ class DossierLookup:
             "chú ý các dấu chấm, gạch ngang và chữ cái;\n"
             "• Lưu ý hồ sơ vừa nộp có thể cần 1–2 ngày làm việc mới có trên hệ thống tra cứu.\n"
             f"Nếu vẫn chưa tìm thấy, anh/chị có thể liên hệ {s.one_stop_office} ({s.dept_address}), "
-            f"đường dây nóng {s.dept_hotline} ({s.dept_hours}), hoặc bấm “Gặp cán bộ” để được gọi lại.",
+            f"gọi đường dây nóng {s.dept_hotline} (giờ làm việc: {s.dept_hours}), "
+            "hoặc bấm “Gặp cán bộ” để được gọi lại.",
             kind="dossier",
             buttons=[Button("Gặp cán bộ", PAYLOAD_FOLLOWUP)],
             state={"flow": FLOW, "step": "await_receipt", "attempts": 0},
@@ -257,7 +258,7 @@ class DossierLookup:
 
     def _next_step(self, d: Dossier, verified: bool) -> str:
         s = self.settings
-        office = f"{s.one_stop_office} ({s.dept_address})"
+        office = f"{s.one_stop_office}, {s.dept_address},"
         due = _fmt_date(d.due_date) if d.due_date else None
         match d.status:
             case "registered" | "received" | "processing":
@@ -266,12 +267,12 @@ class DossierLookup:
             case "supplement":
                 if not verified:
                     return (
-                        "Hồ sơ cần bổ sung giấy tờ. Để biết cần bổ sung những gì, anh/chị vui lòng xác minh "
-                        "bằng 4 số cuối của số điện thoại đã khai trong hồ sơ."
+                        "Anh/chị cần nộp bổ sung giấy tờ; danh sách giấy tờ cần bổ sung có trong ghi chú của "
+                        "cán bộ (xem được sau khi xác minh)."
                     )
                 return (
                     "Anh/chị vui lòng chuẩn bị các giấy tờ cần bổ sung theo ghi chú của cán bộ ở trên, mang theo "
-                    f"giấy biên nhận, nộp tại {office} trong giờ làm việc ({s.dept_hours}), hoặc nộp bổ sung "
+                    f"giấy biên nhận, nộp tại {office} trong giờ làm việc, hoặc nộp bổ sung "
                     f"trực tuyến tại {s.portal_url}."
                 )
             case "financial":
@@ -282,7 +283,7 @@ class DossierLookup:
             case "done":
                 return (
                     f"Anh/chị mang giấy biên nhận và căn cước công dân đến {office} để nhận kết quả "
-                    f"({s.dept_hours}), hoặc nhận theo hình thức đã đăng ký khi nộp hồ sơ (bưu điện, trực tuyến)."
+                    "trong giờ làm việc, hoặc nhận theo hình thức đã đăng ký khi nộp hồ sơ (bưu điện, trực tuyến)."
                 )
             case "returned":
                 return f"Hồ sơ đã hoàn tất. Nếu anh/chị chưa nhận được kết quả, vui lòng gọi {s.dept_hotline}."
@@ -348,7 +349,7 @@ class DossierLookup:
                 s = self.settings
                 return Reply(
                     "Không sao ạ. Anh/chị có thể mang giấy biên nhận và căn cước công dân đến "
-                    f"{s.one_stop_office} ({s.dept_address}) hoặc gọi {s.dept_hotline} ({s.dept_hours}) "
+                    f"{s.one_stop_office} ({s.dept_address}) hoặc gọi {s.dept_hotline} "
                     "để được xem chi tiết hồ sơ.",
                     kind="dossier",
                     state=None,
@@ -413,7 +414,7 @@ class DossierLookup:
         return Reply(
             "Thông tin xác minh chưa khớp nhiều lần nên, để bảo vệ hồ sơ, mình tạm dừng xác minh hồ sơ này "
             "trong một giờ. Anh/chị có thể mang giấy biên nhận và căn cước công dân đến "
-            f"{s.one_stop_office} ({s.dept_address}) hoặc gọi {s.dept_hotline} ({s.dept_hours}) để được hỗ trợ.",
+            f"{s.one_stop_office} ({s.dept_address}) hoặc gọi {s.dept_hotline} để được hỗ trợ.",
             kind="dossier",
             state=None,
         )
