@@ -95,6 +95,9 @@ def mask_text(text: str) -> str:
     return _ID_IN_TEXT_RE.sub(lambda m: m.group(0)[:2] + "*" * (len(m.group(0)) - 4) + m.group(0)[-2:], text)
 
 
+_FORMATTER = logging.Formatter()
+
+
 class PiiLogFilter(logging.Filter):
     """Masks phone numbers and ID numbers in every log record that passes through it.
 
@@ -111,8 +114,13 @@ class PiiLogFilter(logging.Filter):
         if masked != message or record.args:
             record.msg = masked
             record.args = None
+        if record.exc_info and not record.exc_text:
+            # Format the traceback now (formatters reuse exc_text), so exception messages are masked too.
+            record.exc_text = _FORMATTER.formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = mask_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask_text(record.stack_info)
         return True
 
 
