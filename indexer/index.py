@@ -5,7 +5,8 @@ An index version is a directory ``<index_root>/versions/<name>/`` holding:
     manifest.json      knowledge digest, model, dimensions, counts, build time
     units.json         one row per indexed passage: entry id, field, prefix, content hash
     entries.json       the entries (answer text, details, topic, legal basis ...)
-    vectors.npy        normalised passage vectors (float32)
+    vectors.npy        normalised vectors of the embedded passages (float32)
+    dense_units.npy    which passage each vector row belongs to
     dense.faiss        FAISS index over the vectors (exact, or HNSW above ann_threshold)
     bm25_words/        BM25 over segmented words (stop-words removed)
     bm25_folded/       BM25 over accent-folded syllables and syllable bigrams
@@ -39,6 +40,9 @@ from indexer.text import Segmenter, TextPipeline
 
 FORMAT_VERSION = 1
 QUERY_LIKE_FIELDS = {"question", "paraphrase", "title", "keywords"}
+DENSE_FIELDS = QUERY_LIKE_FIELDS | {"summary", "answer"}
+"""Passages that are embedded; a procedure's long sections (documents, steps...) are lexical only:
+they add little to the dense side and would dominate the build time."""
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_RESTORER = ROOT / "data" / "diacritics.json.gz"
 
@@ -76,6 +80,7 @@ class Manifest:
     build_seconds: float
     segmented_for_model: bool
     ann: str
+    vectors: int = 0
     reused_vectors: int = 0
 
 
@@ -142,9 +147,10 @@ def _previous_vectors(root: Path) -> dict[str, np.ndarray]:
     try:
         units = json.loads((d / "units.json").read_text())
         vecs = np.load(d / "vectors.npy")
+        rows = np.load(d / "dense_units.npy")
     except (OSError, ValueError):
         return {}
-    return {u["hash"]: vecs[i] for i, u in enumerate(units) if i < len(vecs)}
+    return {units[u]["hash"]: vecs[i] for i, u in enumerate(rows) if u < len(units)}
 
 
 def make_units(kb: KnowledgeBase, model: str, query_prefix: str, passage_prefix: str) -> list[Unit]:
@@ -212,27 +218,29 @@ def build_index(
     # Dense side: reuse vectors whose content hash did not change.
     embedder.warm_up()
     old = _previous_vectors(root)
-    vecs = np.zeros((len(units), embedder.dim), dtype=np.float32)
+    dense_rows = np.array([i for i, u in enumerate(units) if u.field in DENSE_FIELDS], dtype=np.int64)
+    vecs = np.zeros((len(dense_rows), embedder.dim), dtype=np.float32)
     todo: dict[str, list[int]] = {}
     reused = 0
-    for i, u in enumerate(units):
+    for row, i in enumerate(dense_rows):
+        u = units[i]
         v = old.get(u.hash)
         if v is not None and v.shape[0] == embedder.dim:
-            vecs[i] = v
+            vecs[row] = v
             reused += 1
         else:
-            todo.setdefault(u.prefix, []).append(i)
+            todo.setdefault(u.prefix, []).append(row)
     total = sum(len(v) for v in todo.values())
     done = 0
     say("embed", 0, total)
     for prefix, idxs in todo.items():
         for s in range(0, len(idxs), 64):
             chunk = idxs[s: s + 64]
-            vecs[chunk] = embedder.embed([dense_texts[i] for i in chunk], prefix)
+            vecs[chunk] = embedder.embed([dense_texts[dense_rows[r]] for r in chunk], prefix)
             done += len(chunk)
             say("embed", done, total)
 
-    if len(units) > ann_threshold:
+    if len(dense_rows) > ann_threshold:
         index = faiss.IndexHNSWFlat(embedder.dim, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efSearch = 128
         ann = "hnsw32"
@@ -250,6 +258,7 @@ def build_index(
         shutil.rmtree(tmp)
     tmp.mkdir()
     np.save(tmp / "vectors.npy", vecs)
+    np.save(tmp / "dense_units.npy", dense_rows)
     faiss.write_index(index, str(tmp / "dense.faiss"))
     for side, corpus in (("words", words), ("folded", folded)):
         bm = bm25s.BM25()
@@ -271,7 +280,7 @@ def build_index(
         dim=embedder.dim, entries=len(kb.entries), units=len(units),
         built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         build_seconds=round(time.perf_counter() - t0, 2), segmented_for_model=segmented_for_model,
-        ann=ann, reused_vectors=reused,
+        ann=ann, vectors=len(dense_rows), reused_vectors=reused,
     )
     (tmp / "manifest.json").write_text(json.dumps(asdict(manifest), indent=2))
     final = vd / name
@@ -291,6 +300,7 @@ class LoadedIndex:
     entries: dict[str, dict[str, Any]]
     topics: dict[str, str]
     unit_entry: np.ndarray
+    dense_units: np.ndarray
     dense: Any
     bm25_words: Any
     bm25_folded: Any
@@ -328,7 +338,8 @@ def load_index(root: Path, model: str | None = None, version: str | None = None)
         raise IndexMismatch("the vectors' dimension does not match the manifest: rebuild the index")
     return LoadedIndex(
         manifest=manifest, path=d, units=units, entries=entries, topics=ej["topics"],
-        unit_entry=np.array([order[u["entry"]] for u in units], dtype=np.int64), dense=dense,
+        unit_entry=np.array([order[u["entry"]] for u in units], dtype=np.int64),
+        dense_units=np.load(d / "dense_units.npy"), dense=dense,
         bm25_words=bm25s.BM25.load(str(d / "bm25_words")),
         bm25_folded=bm25s.BM25.load(str(d / "bm25_folded")),
         df_words=lex["words"], df_folded=lex["folded"],

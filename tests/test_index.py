@@ -27,7 +27,7 @@ def test_build_writes_manifest_and_publishes(fake_settings) -> None:
     assert mf["units"] > 4 and mf["ann"] == "flat" and len(mf["knowledge_digest"]) == 64
     idx = load_index(root, model="fake-hashing-256")
     assert set(idx.entries) == {"tctn-huong-test", "tctn-huong-muc", "ncc-muc-chuan-test", "ncc-liet-si-test"}
-    assert idx.dense.ntotal == mf["units"]
+    assert idx.dense.ntotal == mf["vectors"] and 4 < mf["vectors"] < mf["units"]
 
 
 def test_load_refuses_other_model(fake_index) -> None:
@@ -48,7 +48,7 @@ def test_rebuild_reuses_unchanged_vectors_and_rollback(fake_settings) -> None:
                   encoding="utf-8")
     second = build_index(kb, root, HashingEmbedder(256))
     assert second.version != first.version
-    assert second.reused_vectors == second.units - 1  # only the changed answer is embedded again
+    assert second.reused_vectors == second.vectors - 1  # only the changed answer is embedded again
     assert current_version(root) == second.version
     assert [m.version for m in list_versions(root)] == [first.version, second.version]
     assert rollback(root) == first.version
@@ -61,4 +61,4 @@ def test_approximate_index_above_threshold(fake_settings) -> None:
     m = build_index(fake_settings.knowledge_dir, fake_settings.index_root, HashingEmbedder(64), ann_threshold=5)
     assert m.ann.startswith("hnsw")
     idx = load_index(fake_settings.index_root)
-    assert idx.dense.ntotal == m.units
+    assert idx.dense.ntotal == m.vectors

@@ -1,0 +1,57 @@
+"""Query latency benchmark: p50/p95 of Assistant.ask on this machine with the configured model.
+
+    python bench/bench_query.py [--rounds 5] [--questions tests/data/dev.jsonl]
+
+Needs a built index (`ldtbxh index build`). Prints per-stage timings (text pipeline, embedding,
+ranking) so a regression can be traced. Target (issue 2): p95 <= 60 ms on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from bot.assistant import Assistant
+from bot.config import load_settings
+
+
+def pct(xs: list[float], p: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--questions", type=Path, default=Path("tests/data/dev.jsonl"))
+    args = ap.parse_args()
+    settings = load_settings()
+    t0 = time.perf_counter()
+    assistant = Assistant.from_settings(settings)
+    assistant.warm_up()
+    load_s = time.perf_counter() - t0
+    qs = [json.loads(line)["q"] for line in args.questions.read_text(encoding="utf-8").splitlines() if line.strip()]
+    total: list[float] = []
+    stages: dict[str, list[float]] = {}
+    for _ in range(args.rounds):
+        for q in qs:
+            t = time.perf_counter()
+            out = assistant.ask(q)
+            total.append((time.perf_counter() - t) * 1000)
+            if out.search:
+                for k, v in out.search.timings.items():
+                    stages.setdefault(k, []).append(v)
+    print(f"model {settings.embedding_model} ({settings.embedding_backend}); index "
+          f"{assistant.retriever.index.manifest.version}, {assistant.retriever.index.manifest.units} passages")
+    print(f"start-up (load + warm-up): {load_s:.1f} s")
+    print(f"{len(total)} questions: p50 {pct(total, 50):.1f} ms, p95 {pct(total, 95):.1f} ms, "
+          f"mean {statistics.mean(total):.1f} ms, max {max(total):.1f} ms")
+    for k, v in stages.items():
+        print(f"  {k:6s} p50 {pct(v, 50):.1f} ms  p95 {pct(v, 95):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
