@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 from urllib.parse import quote
 
 import httpx
-from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy import Engine, Table, bindparam, insert, select, update
 
 from bot.dossier_settings import DEFAULT_RECEIPT_PATTERN, DossierSettings
 from bot.models import Dossier as DossierRow
@@ -679,7 +679,8 @@ def import_dossiers(
         report.duplicates += 1
     rows = sorted(latest.values(), key=lambda r: r.line)
 
-    dt = DossierRow.__table__
+    dt = cast(Table, DossierRow.__table__)
+    ht = cast(Table, DossierHistory.__table__)
     now = utcnow()
     with engine.begin() as conn:
         import_id = conn.execute(
@@ -731,11 +732,11 @@ def import_dossiers(
                 )
                 history.extend(_history_row(ids[r.receipt_key], r, import_id) for r in new_rows)
             if updates:
-                cols = {c: bindparam(c) for c in _COMPARED if c != "receipt_key"}
+                cols: dict[str, Any] = {c: bindparam(c) for c in _COMPARED if c != "receipt_key"}
                 cols["updated_at"] = bindparam("updated_at")
                 conn.execute(update(dt).where(dt.c.id == bindparam("_id")).values(**cols), updates)
             if history:
-                conn.execute(insert(DossierHistory.__table__), history)
+                conn.execute(insert(ht), history)
         conn.execute(
             update(DossierImport)
             .where(DossierImport.id == import_id)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from bot.config import ConfigError, get_settings
+from bot.config import ConfigError, Settings, get_settings
 from bot.db import SchemaBehindError, current_revision, head_revision, make_engine, upgrade
 from bot.dossiers import DossierImportError, import_dossiers, receipt_key
 from bot.privacy import mask_phone
@@ -24,7 +24,7 @@ def _actor() -> str:
         return "cli"
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     try:
         return get_settings()
     except ConfigError as exc:

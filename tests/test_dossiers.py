@@ -37,7 +37,11 @@ from bot.dossiers import (
 from bot.models import Dossier as DossierRow
 from bot.models import DossierHistory, DossierImport
 from bot.store import Store
-from tests.db_fixtures import *  # noqa: F403
+
+try:  # the fixtures module, whether or not the repository root is on sys.path
+    from tests.db_fixtures import *  # noqa: F403
+except ModuleNotFoundError:
+    from db_fixtures import *  # type: ignore[no-redef]  # noqa: F403
 
 DATA = Path(__file__).parent / "data" / "dossiers"
 

@@ -13,7 +13,11 @@ from bot.followup import FollowUpFlow
 from bot.messages import Incoming, Reply
 from bot.models import FollowUp
 from bot.store import Store
-from tests.db_fixtures import *  # noqa: F403
+
+try:  # the fixtures module, whether or not the repository root is on sys.path
+    from tests.db_fixtures import *  # noqa: F403
+except ModuleNotFoundError:
+    from db_fixtures import *  # type: ignore[no-redef]  # noqa: F403
 
 
 def msg(text: str = "", payload: str | None = None, chat: str = "z1") -> Incoming:

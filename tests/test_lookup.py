@@ -17,7 +17,11 @@ from bot.lookup import DossierLookup
 from bot.messages import Incoming, Reply
 from bot.models import DossierLookupLog, utcnow
 from bot.store import Store
-from tests.db_fixtures import *  # noqa: F403
+
+try:  # the fixtures module, whether or not the repository root is on sys.path
+    from tests.db_fixtures import *  # noqa: F403
+except ModuleNotFoundError:
+    from db_fixtures import *  # type: ignore[no-redef]  # noqa: F403
 
 TODAY = datetime(2024, 11, 20, 9, 0)
 DATA = Path(__file__).parent / "data" / "dossiers"

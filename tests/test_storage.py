@@ -22,7 +22,11 @@ from bot.db import upgrade as db_upgrade
 from bot.messages import Button
 from bot.models import Base, ConversationState, Outbox, RequestLog, utcnow
 from bot.store import Store
-from tests.db_fixtures import *  # noqa: F403
+
+try:  # the fixtures module, whether or not the repository root is on sys.path
+    from tests.db_fixtures import *  # noqa: F403
+except ModuleNotFoundError:
+    from db_fixtures import *  # type: ignore[no-redef]  # noqa: F403
 
 EXPECTED_TABLES = {
     "chat_identities",
