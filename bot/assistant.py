@@ -64,7 +64,7 @@ class Assistant:
         index = load_index(settings.index_root, model=embedder.name)
         pipeline = TextPipeline.from_knowledge(settings.knowledge_dir, restorer=index.restorer,
                                                segmenter=segmenter)
-        retriever = Retriever(index, embedder, pipeline, FusionParams(dense_weight=settings.dense_weight),
+        retriever = Retriever(index, embedder, pipeline, FusionParams(dense_weight=settings.dense_weight, dense_floor=settings.dense_floor),
                               query_prefix=settings.query_prefix)
         return cls(settings, retriever, SmallTalk.load(settings.knowledge_dir / "smalltalk.yaml"))
 

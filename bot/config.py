@@ -39,16 +39,18 @@ class Settings(BaseSettings):
     """Above this many vectors, an approximate FAISS index (HNSW) is built instead of an exact one."""
 
     # --- retrieval and answer policy ---------------------------------------------------------
-    dense_weight: float = Field(default=0.35, ge=0.0, le=1.0)
+    dense_weight: float = Field(default=0.4, ge=0.0, le=1.0)
     """Weight of the dense (embedding) score in the fusion; the lexical side gets the rest."""
-    answer_threshold: float = Field(default=0.55, ge=0.0, le=1.0)
+    dense_floor: float = Field(default=0.82, ge=0.0, lt=0.93)
+    """Cosine similarity that counts as 0 on the dense side (e5 similarities are compressed; 0.93 is 1)."""
+    answer_threshold: float = Field(default=0.75, ge=0.0, le=1.0)
     """Fused score above which the best entry is answered directly (if it is clearly ahead)."""
-    choice_threshold: float = Field(default=0.40, ge=0.0, le=1.0)
+    choice_threshold: float = Field(default=0.50, ge=0.0, le=1.0)
     """Fused score above which close candidates are offered as choices; below it: fallback."""
-    answer_margin: float = Field(default=0.06, ge=0.0, le=1.0)
+    answer_margin: float = Field(default=0.04, ge=0.0, le=1.0)
     """How far the best entry must lead the next entry of another topic to be answered directly."""
     max_choices: int = Field(default=3, ge=2, le=5)
-    min_dense_for_answer: float = Field(default=0.80, ge=0.0, le=1.0)
+    min_dense_for_answer: float = Field(default=0.90, ge=0.0, le=1.0)
     """Cosine similarity the best entry needs before anything but a fallback is given."""
 
     # --- the Department (configuration, never hard-coded) ------------------------------------

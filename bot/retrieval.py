@@ -44,8 +44,8 @@ class SearchResult:
 
 @dataclass
 class FusionParams:
-    dense_weight: float = 0.35
-    dense_floor: float = 0.78
+    dense_weight: float = 0.4
+    dense_floor: float = 0.82
     dense_ceiling: float = 0.93
     top_k_units: int = 80
 
