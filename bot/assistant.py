@@ -27,7 +27,7 @@ FEEDBACK_YES = "fb:1"
 FEEDBACK_NO = "fb:0"
 DETAILS = "detail:"
 PICK = "pick:"
-FOLLOWUP = "followup"
+FOLLOWUP = "followup:start"
 
 
 @dataclass
@@ -58,10 +58,11 @@ class Assistant:
 
     @classmethod
     def from_settings(cls, settings: Settings, embedder: Embedder | None = None,
-                      segmenter: Segmenter | None = None, progress: Any = None) -> Assistant:
+                      segmenter: Segmenter | None = None, progress: Any = None,
+                      version: str | None = None) -> Assistant:
         embedder = embedder or make_embedder(settings.embedding_model, settings.embedding_backend,
                                              settings.models_dir, progress=progress)
-        index = load_index(settings.index_root, model=embedder.name)
+        index = load_index(settings.index_root, model=embedder.name, version=version)
         pipeline = TextPipeline.from_knowledge(settings.knowledge_dir, restorer=index.restorer,
                                                segmenter=segmenter)
         retriever = Retriever(index, embedder, pipeline, FusionParams(dense_weight=settings.dense_weight, dense_floor=settings.dense_floor),

@@ -142,6 +142,16 @@ class Store:
             s.flush()
             return row.id
 
+    def requests_since(self, channel: str, chat_id: str, since: datetime) -> int:
+        """How many messages this chat sent since ``since`` (for flood limiting across processes)."""
+        with self.session() as s:
+            return int(s.scalar(
+                select(func.count(RequestLog.id))
+                .join(ChatIdentity, ChatIdentity.id == RequestLog.identity_id)
+                .where(ChatIdentity.channel == channel, ChatIdentity.external_id == str(chat_id),
+                       RequestLog.created_at >= since)
+            ) or 0)
+
     def log_unanswered(
         self,
         channel: str,

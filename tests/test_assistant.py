@@ -35,7 +35,7 @@ def test_details_show_procedure_with_department_config(fake_index) -> None:
 def test_out_of_scope_falls_back(fake_index) -> None:
     r = make(fake_index).ask("Hôm nay thời tiết Hà Nội thế nào?").reply
     assert r.kind == "fallback"
-    assert "chưa tìm thấy câu trả lời" in r.text and r.buttons[0].payload == "followup"
+    assert "chưa tìm thấy câu trả lời" in r.text and r.buttons[0].payload == "followup:start"
 
 
 def test_smalltalk_and_bad_input(fake_index) -> None:
