@@ -40,8 +40,8 @@ from indexer.text import Segmenter, TextPipeline
 
 FORMAT_VERSION = 1
 QUERY_LIKE_FIELDS = {"question", "paraphrase", "title", "keywords"}
-DENSE_FIELDS = QUERY_LIKE_FIELDS | {"summary", "answer"}
-"""Passages that are embedded; a procedure's long sections (documents, steps...) are lexical only:
+DENSE_FIELDS = {"question", "paraphrase", "title", "summary"}
+"""Passages that are embedded. Answers, keywords and a procedure's sections are lexical only:
 they add little to the dense side and would dominate the build time."""
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_RESTORER = ROOT / "data" / "diacritics.json.gz"
