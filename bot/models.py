@@ -263,3 +263,19 @@ class KbVersion(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     active: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ChannelToken(Base):
+    """OAuth tokens of a channel (the Zalo OA's access and refresh tokens).
+
+    The refresh token is single-use: a refresh replaces both tokens in one transaction under a row lock.
+    """
+
+    __tablename__ = "channel_tokens"
+
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    access_token: Mapped[str | None] = mapped_column(Text)
+    refresh_token: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    """When the access token expires (naive UTC); None: unknown (e.g. seeded from the environment)."""
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
