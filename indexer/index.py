@@ -240,6 +240,7 @@ def build_index(
             done += len(chunk)
             say("embed", done, total)
 
+    index: Any
     if len(dense_rows) > ann_threshold:
         index = faiss.IndexHNSWFlat(embedder.dim, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efSearch = 128
