@@ -15,12 +15,16 @@ from typing import Any
 import typer
 
 from bot.config import ConfigError, Settings, load_settings
+from handlers.cli_serve import serve
+from handlers.cli_telegram import telegram_app
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 index_app = typer.Typer(help="Build, list, switch and roll back knowledge index versions.", no_args_is_help=True)
 knowledge_app = typer.Typer(help="Check the knowledge base in knowledge/.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 app.add_typer(knowledge_app, name="knowledge")
+app.add_typer(telegram_app, name="telegram")
+app.command()(serve)
 
 try:  # storage commands (db upgrade, dossiers import) live in their own module
     from handlers.cli_db import db_app, dossiers_app
