@@ -95,6 +95,8 @@
           all[j].disabled = true;
         }
       }
+      /* a disabled button loses the keyboard focus: hand it to the question box */
+      if (el.disabled && document.activeElement === el) { input.focus(); }
       ask({ payload: b.payload }, b.label);
     };
     return el;
