@@ -304,7 +304,7 @@ class TokenManager:
                 return row.access_token
             data = self._call_refresh(row.refresh_token)
             row.access_token = str(data["access_token"])
-            row.refresh_token = str(data.get("refresh_token") or "") or None
+            row.refresh_token = str(data.get("refresh_token") or "") or row.refresh_token
             try:
                 expires_in = int(str(data.get("expires_in") or "90000"))
             except ValueError:
@@ -374,6 +374,8 @@ class ZaloChannel:
     # --- life cycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
         self._closing = False
+        if self.http.is_closed:  # started again after stop()
+            self.http = self.tokens.http = httpx.Client(timeout=self.settings.http_timeout_seconds)
         await asyncio.to_thread(self.tokens.seed)
         if self.settings.refresh_check_seconds > 0:
             self._spawn(self._refresh_loop(), name="zalo-token-refresh")
@@ -497,7 +499,11 @@ class ZaloChannel:
         except Exception as exc:
             sent = exc.sent if isinstance(exc, ZaloSendError) else 0
             rest = "\n\n".join(parts[sent:])
-            oid = await asyncio.to_thread(self.store.enqueue_outbox, CHANNEL, chat_id, rest, buttons)
+            try:
+                oid = await asyncio.to_thread(self.store.enqueue_outbox, CHANNEL, chat_id, rest, buttons)
+            except Exception:
+                log.exception("zalo: reply not delivered (%s) and it could not be queued either", exc)
+                return
             log.warning("zalo: reply not delivered (%s); queued as outbox %s", exc, oid)
 
     # --- sending --------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -310,8 +312,6 @@ def test_two_workers_never_spend_the_refresh_token_twice(migrated_url: str, fake
                                                           dialogue: Dialogue) -> None:
     fake_zalo.refresh_delay = 0.3
     stores = [Store(migrated_url), Store(migrated_url)]
-    import httpx
-
     managers = [TokenManager(zalo_settings(fake_zalo), s, httpx.Client(timeout=10)) for s in stores]
     managers[0].seed()
     managers[1].seed()  # already seeded: no change
@@ -429,3 +429,45 @@ def test_migration_0002_upgrade_and_downgrade(db_url: str) -> None:
         assert "channel_tokens" in inspect(engine).get_table_names()
     finally:
         engine.dispose()
+
+
+def test_spent_refresh_token_keeps_the_reply_in_the_outbox(harness: Harness) -> None:
+    harness.fake.access, harness.fake.refresh = "acc-elsewhere", "ref-elsewhere"  # another copy refreshed
+    harness.post(event(text="xin chào"))
+    harness.drain()
+    assert harness.fake.messages == [] and harness.fake.rejected == ["ref-0"]
+    due = harness.store.due_outbox("zalo")
+    assert len(due) == 1 and due[0].chat_id == USER
+    with harness.store.session() as s:  # nothing was overwritten by the failed refresh
+        row = s.get(ChannelToken, "zalo")
+        assert row is not None and row.refresh_token == "ref-0"
+
+
+def test_follow_event_replayed_is_rejected_by_its_signature(harness: Harness) -> None:
+    follow = {"app_id": APP_ID, "event_name": "follow", "timestamp": str(int(time.time() * 1000)),
+              "oa_id": "1", "follower": {"id": "777"}, "source": "testing"}
+    assert harness.post(follow).status_code == 200
+    assert harness.post(follow).status_code == 409
+    harness.fake.wait_messages(1)
+
+
+def test_idle_server_refreshes_a_token_about_to_expire(dialogue: Dialogue, store: Store,
+                                                       fake_zalo: FakeZalo) -> None:
+    with store.session() as s:
+        s.add(ChannelToken(channel="zalo", access_token="acc-0", refresh_token="ref-0",
+                           expires_at=utcnow() + timedelta(seconds=60), updated_at=utcnow()))
+    channel = ZaloChannel(zalo_settings(fake_zalo, refresh_check_seconds=0.05), dialogue, store)
+
+    async def run() -> None:
+        await channel.start()
+        for _ in range(200):
+            if fake_zalo.refresh_calls:
+                break
+            await asyncio.sleep(0.02)
+        await channel.stop()
+
+    asyncio.run(run())
+    assert fake_zalo.refresh_calls == ["ref-0"]
+    with store.session() as s:
+        row = s.get(ChannelToken, "zalo")
+        assert row is not None and row.refresh_token == "ref-1"
