@@ -26,7 +26,7 @@ from bot.db import downgrade, make_engine
 from bot.db import upgrade as db_upgrade
 from bot.dialogue import Dialogue
 from bot.messages import Button
-from bot.models import ChannelToken, Feedback, utcnow
+from bot.models import ChannelToken, Feedback, Outbox, utcnow
 from bot.runtime import AssistantHolder
 from bot.store import Store
 from handlers.zalo import (
@@ -471,3 +471,31 @@ def test_idle_server_refreshes_a_token_about_to_expire(dialogue: Dialogue, store
     with store.session() as s:
         row = s.get(ChannelToken, "zalo")
         assert row is not None and row.refresh_token == "ref-1"
+
+
+def test_in_the_server_app_with_its_outbox_worker(dialogue: Dialogue, store: Store, fake_zalo: FakeZalo) -> None:
+    """The real ASGI app (handlers.app) mounts the router and its outbox worker retries through send()."""
+    app_mod = pytest.importorskip("handlers.app")
+    channel = ZaloChannel(zalo_settings(fake_zalo), dialogue, store)
+    options = app_mod.load_serve_options(outbox_poll_seconds=0.05, reload_seconds=3600)
+    app = app_mod.create_app(dialogue.settings, dialogue, channels=[channel], options=options)
+    with TestClient(app) as client:
+        h = Harness(client, channel, fake_zalo, store)
+        fake_zalo.down = True
+        assert h.post(event(text="xin chào")).status_code == 200
+        h.drain()
+        assert len(store.due_outbox("zalo")) == 1
+        fake_zalo.down = False
+        with store.session() as s:  # make the queued message due again now (skip the back-off)
+            for row in s.scalars(select(Outbox)):
+                row.next_attempt_at = utcnow() - timedelta(seconds=1)
+        msgs = fake_zalo.wait_messages(1)
+        assert msgs[0]["recipient"] == {"user_id": USER}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with store.session() as s:
+                if [r.status for r in s.scalars(select(Outbox))] == ["sent"]:
+                    break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the outbox message was not marked sent")
