@@ -265,6 +265,42 @@ class KbVersion(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class KbDraft(Base):
+    """A Q&A entry drafted in the console from an officer's reply, waiting for an administrator."""
+
+    __tablename__ = "kb_drafts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    question: Mapped[str] = mapped_column(Text)
+    paraphrases: Mapped[list[Any] | None] = mapped_column(JSON)
+    answer: Mapped[str] = mapped_column(Text)
+    topic: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
+    """draft, approved, rejected"""
+    author: Mapped[str] = mapped_column(String(64))
+    reviewer: Mapped[str | None] = mapped_column(String(64))
+    entry_id: Mapped[str | None] = mapped_column(String(128))
+    """The knowledge entry written on approval."""
+    unanswered_ids: Mapped[list[Any] | None] = mapped_column(JSON)
+    """The unanswered questions this draft came from."""
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class ConsoleSession(Base):
+    """A signed-in console session (the cookie holds a random token; only its hash is stored)."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """sha256 of the cookie token"""
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class ChannelToken(Base):
     """OAuth tokens of a channel (the Zalo OA's access and refresh tokens).
 

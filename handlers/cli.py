@@ -17,6 +17,7 @@ import typer
 from bot.config import ConfigError, Settings, load_settings
 from handlers.cli_serve import serve
 from handlers.cli_telegram import telegram_app
+from handlers.cli_users import users_app
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 index_app = typer.Typer(help="Build, list, switch and roll back knowledge index versions.", no_args_is_help=True)
@@ -24,6 +25,7 @@ knowledge_app = typer.Typer(help="Check the knowledge base in knowledge/.", no_a
 app.add_typer(index_app, name="index")
 app.add_typer(knowledge_app, name="knowledge")
 app.add_typer(telegram_app, name="telegram")
+app.add_typer(users_app, name="users")
 app.command()(serve)
 
 try:  # storage commands (db upgrade, dossiers import) live in their own module
