@@ -53,7 +53,7 @@ class Assistant:
         self.policy = PolicyParams(
             answer_threshold=settings.answer_threshold, choice_threshold=settings.choice_threshold,
             answer_margin=settings.answer_margin, max_choices=settings.max_choices,
-            min_dense_for_answer=settings.min_dense_for_answer,
+            min_dense_for_answer=settings.min_dense_for_answer, oos_margin=settings.oos_margin,
         )
 
     @classmethod
@@ -101,9 +101,15 @@ class Assistant:
         text = self.render(e.get("details") or e["answer"])
         return Reply(text=text, kind="answer", topic=e["topic"], entry_id=e["id"])
 
-    def fallback_reply(self) -> Reply:
-        text = self.render(
+    def fallback_reply(self, agency: str | None = None) -> Reply:
+        lead = (
+            "Xin lỗi, câu hỏi này không thuộc lĩnh vực tôi được giao trả lời "
+            f"(việc này do {agency} giải quyết), nên tôi không muốn trả lời sai.\n"
+            if agency else
             "Xin lỗi, tôi chưa tìm thấy câu trả lời chắc chắn cho câu hỏi này nên không muốn trả lời sai.\n"
+        )
+        text = self.render(
+            lead +
             "Câu hỏi của bạn đã được ghi lại để cán bộ xem xét.\n"
             "Bạn có thể bấm \"Gặp cán bộ\" để để lại số điện thoại, hoặc gọi đường dây nóng {dept_hotline} "
             "({dept_hours})."
@@ -136,13 +142,14 @@ class Assistant:
         if intent is not None:
             return Outcome(Reply(self.render(intent.reply), kind="smalltalk"), None, None)
         result = self.retriever.search(text)
-        decision = decide(result.candidates, self.policy)
+        decision = decide(result.candidates, self.policy, result.oos_similarity)
         if decision.kind == "answer" and decision.best is not None:
             reply = self.answer_reply(decision.best.entry_id, decision.best.score)
         elif decision.kind == "choices":
             reply = self.choices_reply(decision)
         else:
-            reply = self.fallback_reply()
+            agency = (result.oos_group or {}).get("agency") if decision.out_of_scope else None
+            reply = self.fallback_reply(agency)
         best = decision.best
         if best is not None and reply.kind != "answer":
             reply.topic, reply.entry_id, reply.score = best.topic, best.entry_id, best.score

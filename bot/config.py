@@ -50,8 +50,11 @@ class Settings(BaseSettings):
     answer_margin: float = Field(default=0.04, ge=0.0, le=1.0)
     """How far the best entry must lead the next entry of another topic to be answered directly."""
     max_choices: int = Field(default=3, ge=2, le=5)
-    min_dense_for_answer: float = Field(default=0.90, ge=0.0, le=1.0)
+    min_dense_for_answer: float = Field(default=0.88, ge=0.0, le=1.0)
     """Cosine similarity the best entry needs before anything but a fallback is given."""
+    oos_margin: float = Field(default=0.0, ge=-0.2, le=0.2)
+    """Fall back when the question is closer to an out-of-scope phrasing (knowledge/out_of_scope.yaml)
+    than to every entry, by more than this."""
 
     # --- the Department (configuration, never hard-coded) ------------------------------------
     dept_name: str = "Sở Lao động – Thương binh và Xã hội tỉnh (chưa cấu hình)"

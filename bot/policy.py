@@ -15,6 +15,9 @@ class PolicyParams:
     choice_window: float = 0.12
     max_choices: int = 3
     min_dense_for_answer: float = 0.80
+    oos_margin: float = 0.0
+    """Fall back when the question is closer (cosine) to an out-of-scope phrasing than to any entry
+    by more than this margin."""
 
 
 @dataclass
@@ -22,6 +25,7 @@ class Decision:
     kind: str  # "answer" | "choices" | "fallback"
     best: Candidate | None
     options: list[Candidate] = field(default_factory=list)
+    out_of_scope: bool = False
 
 
 def best_per_topic(cands: list[Candidate]) -> list[Candidate]:
@@ -34,10 +38,12 @@ def best_per_topic(cands: list[Candidate]) -> list[Candidate]:
     return out
 
 
-def decide(cands: list[Candidate], p: PolicyParams) -> Decision:
+def decide(cands: list[Candidate], p: PolicyParams, oos_similarity: float = 0.0) -> Decision:
     if not cands:
         return Decision("fallback", None)
     best = cands[0]
+    if oos_similarity > max(c.dense for c in cands) + p.oos_margin:
+        return Decision("fallback", best, out_of_scope=True)
     if best.score < p.choice_threshold or best.dense < p.min_dense_for_answer:
         return Decision("fallback", best)
     per_topic = best_per_topic(cands)

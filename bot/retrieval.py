@@ -40,6 +40,9 @@ class SearchResult:
     candidates: list[Candidate]
     latency_ms: float
     timings: dict[str, float] = field(default_factory=dict)
+    oos_similarity: float = 0.0
+    """Cosine similarity to the closest out-of-scope phrasing (other agencies, small talk)."""
+    oos_group: dict[str, Any] | None = None
 
 
 @dataclass
@@ -108,6 +111,11 @@ class Retriever:
         t1 = time.perf_counter()
         qv = self.embedder.embed([q.dense_text(self.index.manifest.segmented_for_model)], self.query_prefix)
         timings["embed"] = (time.perf_counter() - t1) * 1000
+        oos_sim, oos_group = 0.0, None
+        if len(self.index.oos_vectors):
+            sims_oos = self.index.oos_vectors @ qv[0]
+            j = int(np.argmax(sims_oos))
+            oos_sim, oos_group = float(sims_oos[j]), self.index.oos_meta[j]
         t1 = time.perf_counter()
         kk = min(p.top_k_units, len(self.index.dense_units))
         sims, ids = self.index.dense.search(qv.astype(np.float32), kk)
@@ -141,7 +149,7 @@ class Retriever:
             )
             for j in order
         ]
-        return SearchResult(q, cands, (time.perf_counter() - t0) * 1000, timings)
+        return SearchResult(q, cands, (time.perf_counter() - t0) * 1000, timings, round(oos_sim, 4), oos_group)
 
     def entry(self, entry_id: str) -> dict[str, Any]:
         return self.index.entries[entry_id]

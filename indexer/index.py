@@ -240,6 +240,11 @@ def build_index(
             done += len(chunk)
             say("embed", done, total)
 
+    # Out-of-scope phrasings (other agencies, small talk): embedded once, compared at query time.
+    oos_meta = [{"group": g.id, "agency": g.agency, "text": t} for g in kb.out_of_scope for t in g.examples]
+    oos_texts = [pipe.process_passage(str(m["text"])).dense_text(segmented_for_model) for m in oos_meta]
+    oos_vecs = embedder.embed(oos_texts, query_prefix) if oos_texts else np.zeros((0, embedder.dim), np.float32)
+
     index: Any
     if len(dense_rows) > ann_threshold:
         index = faiss.IndexHNSWFlat(embedder.dim, 32, faiss.METRIC_INNER_PRODUCT)
@@ -260,6 +265,8 @@ def build_index(
     tmp.mkdir()
     np.save(tmp / "vectors.npy", vecs)
     np.save(tmp / "dense_units.npy", dense_rows)
+    np.save(tmp / "oos.npy", np.asarray(oos_vecs, dtype=np.float32))
+    (tmp / "oos.json").write_text(json.dumps(oos_meta, ensure_ascii=False))
     faiss.write_index(index, str(tmp / "dense.faiss"))
     for side, corpus in (("words", words), ("folded", folded)):
         bm = bm25s.BM25()
@@ -308,6 +315,8 @@ class LoadedIndex:
     df_words: dict[str, int]
     df_folded: dict[str, int]
     restorer: DiacriticRestorer
+    oos_vectors: np.ndarray
+    oos_meta: list[dict[str, Any]]
 
 
 def load_index(root: Path, model: str | None = None, version: str | None = None) -> LoadedIndex:
@@ -345,4 +354,6 @@ def load_index(root: Path, model: str | None = None, version: str | None = None)
         bm25_folded=bm25s.BM25.load(str(d / "bm25_folded")),
         df_words=lex["words"], df_folded=lex["folded"],
         restorer=DiacriticRestorer.load(d / "diacritics.json.gz"),
+        oos_vectors=np.load(d / "oos.npy") if (d / "oos.npy").exists() else np.zeros((0, manifest.dim), np.float32),
+        oos_meta=json.loads((d / "oos.json").read_text()) if (d / "oos.json").exists() else [],
     )

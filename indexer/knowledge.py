@@ -68,11 +68,21 @@ class Entry:
 
 
 @dataclass
+class OutOfScope:
+    """Phrasings that belong to other agencies (knowledge/out_of_scope.yaml)."""
+
+    id: str
+    agency: str | None
+    examples: list[str]
+
+
+@dataclass
 class KnowledgeBase:
     entries: list[Entry]
     topics: dict[str, str]
     digest: str
     errors: list[KnowledgeError] = field(default_factory=list)
+    out_of_scope: list[OutOfScope] = field(default_factory=list)
 
     def by_id(self) -> dict[str, Entry]:
         return {e.id: e for e in self.entries}
@@ -283,6 +293,30 @@ def _load_qa_file(path: Path, rel: str, ck: _Checker) -> list[Entry]:
     return out
 
 
+def _load_out_of_scope(path: Path, rel: str, ck: _Checker) -> list[OutOfScope]:
+    if not path.exists():
+        return []
+    try:
+        data, node = _compose(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        ck.err(rel, (mark.line + 1) if mark else 1, f"YAML error: {getattr(exc, 'problem', exc)}")
+        return []
+    groups = (data or {}).get("groups") if isinstance(data, dict) else None
+    if not isinstance(groups, list):
+        ck.err(rel, 1, "out_of_scope.yaml must have a 'groups' list")
+        return []
+    out = []
+    for i, g in enumerate(groups):
+        ok = isinstance(g, dict) and isinstance(g.get("id"), str) and isinstance(g.get("examples"), list) \
+            and g["examples"] and all(isinstance(x, str) for x in g["examples"])
+        if not ok:
+            ck.err(rel, 1, f"group {i + 1} needs an 'id' and a non-empty list of 'examples'")
+            continue
+        out.append(OutOfScope(g["id"], g.get("agency"), list(g["examples"])))
+    return out
+
+
 def knowledge_digest(knowledge_dir: Path) -> str:
     h = hashlib.sha256()
     for p in sorted(knowledge_dir.rglob("*")):
@@ -307,8 +341,10 @@ def load_knowledge(knowledge_dir: Path) -> KnowledgeBase:
     for path in sorted((knowledge_dir / "qa").rglob("*.y*ml")):
         rel = str(path.relative_to(knowledge_dir.parent))
         entries.extend(_load_qa_file(path, rel, ck))
+    oos = _load_out_of_scope(knowledge_dir / "out_of_scope.yaml",
+                             str((knowledge_dir / "out_of_scope.yaml").relative_to(knowledge_dir.parent)), ck)
     return KnowledgeBase(entries=entries, topics=topics, digest=knowledge_digest(knowledge_dir),
-                         errors=ck.errors)
+                         errors=ck.errors, out_of_scope=oos)
 
 
 def render(text: str, department: dict[str, str]) -> str:

@@ -52,6 +52,8 @@ def test_real_model_declines_out_of_scope(real) -> None:
     _settings, a = real
     for q in ("Cách nấu phở bò ngon", "Tối nay đội tuyển Việt Nam đá với ai?"):
         assert a.ask(q).reply.kind == "fallback", q
+    r = a.ask("muốn đăng ký kết hôn thì làm ở đâu").reply
+    assert r.kind == "fallback" and "UBND cấp xã (tư pháp – hộ tịch)" in r.text
 
 
 def test_cli_ask_json_and_jsonl(real, monkeypatch: pytest.MonkeyPatch) -> None:

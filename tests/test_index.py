@@ -44,11 +44,12 @@ def test_rebuild_reuses_unchanged_vectors_and_rollback(fake_settings) -> None:
     root, kb = fake_settings.index_root, fake_settings.knowledge_dir
     first = build_index(kb, root, HashingEmbedder(256))
     qa = kb / "qa" / "tctn-huong.yaml"
-    qa.write_text(qa.read_text(encoding="utf-8").replace("6 tháng liền kề", "6 tháng liền kề trước khi nghỉ"),
+    qa.write_text(qa.read_text(encoding="utf-8").replace("- mức hưởng trợ cấp thất nghiệp\n",
+                                                      "- mức hưởng trợ cấp thất nghiệp hằng tháng\n"),
                   encoding="utf-8")
     second = build_index(kb, root, HashingEmbedder(256))
     assert second.version != first.version
-    assert second.reused_vectors == second.vectors - 1  # only the changed answer is embedded again
+    assert second.reused_vectors == second.vectors - 1  # only the changed paraphrase is embedded again
     assert current_version(root) == second.version
     assert [m.version for m in list_versions(root)] == [first.version, second.version]
     assert rollback(root) == first.version

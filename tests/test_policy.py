@@ -45,3 +45,10 @@ def test_low_similarity_falls_back_even_with_lexical_match() -> None:
 def test_middle_score_single_option_is_choices() -> None:
     d = decide([c("a1", "a", 0.5), c("b1", "b", 0.2)], P)
     assert d.kind == "choices" and [o.entry_id for o in d.options] == ["a1"]
+
+
+def test_closer_to_out_of_scope_phrasing_falls_back() -> None:
+    cands = [c("a1", "a", 0.9, dense=0.91), c("b1", "b", 0.5, dense=0.88)]
+    d = decide(cands, P, oos_similarity=0.95)
+    assert d.kind == "fallback" and d.out_of_scope
+    assert decide(cands, P, oos_similarity=0.90).kind == "answer"

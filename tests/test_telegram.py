@@ -640,3 +640,45 @@ def test_cli_set_webhook(fake: FakeBotApi, monkeypatch: pytest.MonkeyPatch) -> N
     assert r.exit_code == 2  # no URL
     r = runner.invoke(app, ["telegram", "set-webhook", "--url", "https://x.vn"], env={**env, "LDTBXH_TELEGRAM_TOKEN": ""})
     assert r.exit_code == 2  # no token
+
+
+def test_in_the_server_app(fake: FakeBotApi, dialogue: Dialogue, store: Store,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real ASGI app finds the channel from the environment, mounts the webhook, starts and stops it,
+    and its outbox worker delivers an officer's reply through ``send``."""
+    app_mod = pytest.importorskip("handlers.app")
+    from starlette.testclient import TestClient
+
+    from bot.models import Outbox
+
+    for var, value in {"TOKEN": TOKEN, "BASE_URL": fake.base_url, "SECRET_TOKEN": SECRET,
+                       "MAX_PER_SECOND": "200"}.items():
+        monkeypatch.setenv(f"LDTBXH_TELEGRAM_{var}", value)
+    options = app_mod.load_serve_options(outbox_poll_seconds=0.05, reload_seconds=3600)
+    app = app_mod.create_app(dialogue.settings, dialogue, options=options)
+
+    def wait(cond: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 15
+        while not cond():
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.02)
+
+    with TestClient(app) as client:
+        assert fake.of("getMe")  # started by the app's lifespan
+        r = client.post("/telegram/webhook", json=text_update("/start", chat=7001), headers={SECRET_HEADER: SECRET})
+        assert r.status_code == 200
+        wait(lambda: len(fake.sent(7001)) == 1)
+        assert "Tra cứu tình trạng hồ sơ" in fake.sent(7001)[0]["text"]
+        assert client.post("/telegram/webhook", json=text_update("/start", chat=7001),
+                           headers={SECRET_HEADER: "nope"}).status_code == 403
+
+        store.enqueue_outbox("telegram", "7001", "Cán bộ trả lời: đã nhận hồ sơ của anh/chị.",
+                             [Button("Gặp cán bộ", "followup:start")])
+        wait(lambda: len(fake.sent(7001)) == 2)
+        assert fake.sent(7001)[1]["text"].startswith("Cán bộ trả lời")
+
+        def sent_marked() -> bool:
+            with store.session() as s:
+                return [o.status for o in s.scalars(select(Outbox))] == ["sent"]
+
+        wait(sent_marked)
