@@ -163,8 +163,7 @@ def index_rollback() -> None:
     typer.echo(f"Rolled back to {prev}")
 
 
-def _reply_json(question: str, outcome: Any) -> dict[str, Any]:
-    r = outcome.reply
+def _reply_json(question: str, r: Any) -> dict[str, Any]:
     return {
         "q": question, "kind": r.kind, "topic": r.topic, "entry_id": r.entry_id,
         "score": r.score, "candidates": r.candidates, "text": r.text,
@@ -172,32 +171,62 @@ def _reply_json(question: str, outcome: Any) -> dict[str, Any]:
     }
 
 
+def _dialogue(settings: Settings) -> Any:
+    from bot.db import SchemaBehindError
+    from bot.dialogue import Dialogue
+    from bot.runtime import AssistantHolder
+    from bot.store import Store
+    from indexer.index import IndexError_
+
+    try:
+        store = Store(settings)
+        holder = AssistantHolder(settings, active_version=store.active_kb_version)
+        holder.check_reload()
+    except (SchemaBehindError, IndexError_) as exc:
+        typer.echo(f"Lỗi: {exc}", err=True)
+        raise typer.Exit(1) from None
+    d = Dialogue.from_settings(settings, store=store, holder=holder)
+    d.flood_per_minute = 0  # the command line is an operator's tool, not a citizen's chat
+    return d
+
+
 @app.command()
 def ask(
     question: str = typer.Argument(None, help="The question, in Vietnamese, with or without diacritics."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the reply text."),
     jsonl: bool = typer.Option(False, "--jsonl", help="Read one question per line on stdin; print JSON lines."),
+    chat: str = typer.Option("cli", help="Chat id, so that a conversation (lookup, follow-up) can continue."),
 ) -> None:
-    """Ask the assistant a question and print the reply as a citizen would see it."""
+    """Ask the assistant a question and print the reply as a citizen would see it.
+
+    The message goes through the whole dialogue: questions, dossier status by receipt number
+    ("tra cứu hồ sơ H41.22-241105-0012"), small talk and requests to be called back.
+    """
+    from bot.messages import Incoming
+
     settings = _settings()
-    assistant = _assistant(settings)
+    dialogue = _dialogue(settings)
+
+    def run(q: str) -> Any:
+        return dialogue.handle(Incoming("cli", chat, text=q))[-1]
+
     if jsonl:
         for line in sys.stdin:
             q = line.strip()
             if q:
-                typer.echo(json.dumps(_reply_json(q, assistant.ask(q)), ensure_ascii=False))
+                typer.echo(json.dumps(_reply_json(q, run(q)), ensure_ascii=False))
         return
     if not question:
         typer.echo("Hãy nhập câu hỏi, ví dụ: ldtbxh ask \"trợ cấp thất nghiệp được bao nhiêu\"", err=True)
         raise typer.Exit(2)
-    outcome = assistant.ask(question)
+    reply = run(question)
     if as_json:
-        typer.echo(json.dumps(_reply_json(question, outcome), ensure_ascii=False, indent=2))
+        typer.echo(json.dumps(_reply_json(question, reply), ensure_ascii=False, indent=2))
         return
-    typer.echo(outcome.reply.text)
-    if outcome.reply.buttons:
+    typer.echo(reply.text)
+    if reply.buttons:
         typer.echo("")
-        typer.echo("  ".join(f"[{b.label}]" for b in outcome.reply.buttons))
+        typer.echo("  ".join(f"[{b.label}]" for b in reply.buttons))
 
 
 @app.command("eval")

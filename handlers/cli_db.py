@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from bot.config import ConfigError, Settings, get_settings
+from bot.config import ConfigError, Settings, load_settings
 from bot.db import SchemaBehindError, current_revision, head_revision, make_engine, upgrade
 from bot.dossiers import DossierImportError, import_dossiers, receipt_key
 from bot.privacy import mask_phone
@@ -26,7 +26,7 @@ def _actor() -> str:
 
 def _settings() -> Settings:
     try:
-        return get_settings()
+        return load_settings()
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None

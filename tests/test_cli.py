@@ -36,6 +36,7 @@ def test_check_build_ask_eval_rollback(env, tmp_path) -> None:
     r = CliRunner()
     res = r.invoke(app, ["knowledge", "check"])
     assert res.exit_code == 0 and "4 entries" in res.stdout and "0 error(s)" in res.stdout
+    assert r.invoke(app, ["db", "upgrade"]).exit_code == 0
     res = r.invoke(app, ["ask", "hello"])
     assert res.exit_code == 1 and "ldtbxh index build" in res.output
     assert r.invoke(app, ["index", "build"]).exit_code == 0
@@ -60,6 +61,20 @@ def test_check_build_ask_eval_rollback(env, tmp_path) -> None:
     assert "recall3" in res.stdout and "latency ms: p50" in res.stdout
     assert r.invoke(app, ["index", "rollback"]).exit_code == 0
     assert r.invoke(app, ["index", "rollback"]).exit_code == 1
+
+
+def test_ask_looks_up_an_imported_dossier(env) -> None:
+    from tests.conftest import HERE
+
+    r = CliRunner()
+    assert r.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert r.invoke(app, ["index", "build"]).exit_code == 0
+    res = r.invoke(app, ["dossiers", "import", str(HERE / "data" / "dossiers" / "messy.csv")])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(app, ["ask", "tra cứu hồ sơ H41.22-241105-0012"])
+    assert res.exit_code == 0, res.output
+    assert "Giải quyết hưởng trợ cấp thất nghiệp" in res.stdout
+    assert "Nguyễn V. A." in res.stdout and "0912345678" not in res.stdout
 
 
 def test_build_refuses_broken_knowledge(env) -> None:

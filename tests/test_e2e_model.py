@@ -62,6 +62,9 @@ def test_cli_ask_json_and_jsonl(real, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LDTBXH_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("LDTBXH_MODEL_CACHE_DIR", str(settings.models_dir))
     runner = CliRunner()
+    res = runner.invoke(app, ["ask", "hello"])
+    assert res.exit_code == 1 and "ldtbxh db upgrade" in res.output
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     res = runner.invoke(app, ["ask", "--json", "muc huong tro cap that nghiep"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
