@@ -530,8 +530,9 @@ def test_polling_mode(fake: FakeBotApi, dialogue: Dialogue, store: Store) -> Non
     assert fake.of("getUpdates")
 
 
-def test_outbox_is_drained_when_polling(fake: FakeBotApi, dialogue: Dialogue, store: Store) -> None:
-    from handlers.cli_telegram import drain_outbox
+def test_poll_loop_answers_and_drains_the_outbox(fake: FakeBotApi, dialogue: Dialogue, store: Store) -> None:
+    """``run_polling`` (behind ``ldtbxh telegram poll``): answers updates, delivers officers' replies."""
+    from handlers.cli_telegram import run_polling
 
     channel = TelegramChannel(tg_settings(fake, mode="polling"), dialogue, store)
     store.enqueue_outbox("telegram", "6002", "Cán bộ đã gọi lại cho anh/chị.",
@@ -540,17 +541,20 @@ def test_outbox_is_drained_when_polling(fake: FakeBotApi, dialogue: Dialogue, st
     store.enqueue_outbox("zalo", "z1", "Không phải của Telegram.")
     fake.blocked.add(6003)
 
-    async def run() -> int:
-        await channel.start()
-        try:
-            return await drain_outbox(channel)
-        finally:
-            await channel.stop()
+    async def run() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_polling(channel, stop, outbox_every=0.05))
+        fake.queue_update(sticker_update(chat=6004))
+        await wait_until(lambda: len(fake.sent(6002)) == 1 and len(fake.sent(6004)) == 1)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        assert not channel.running
 
-    assert asyncio.run(run()) == 1
-    assert [(p["chat_id"], buttons_of(p)) for p in fake.sent()] == [
-        (6002, [("Gặp cán bộ", "followup:start")]), (6003, [])]  # the second one was refused
-    assert store.due_outbox("telegram") == []  # the failed one waits for its retry
+    asyncio.run(run())
+    assert buttons_of(fake.sent(6002)[0]) == [("Gặp cán bộ", "followup:start")]
+    assert "chỉ đọc được tin nhắn chữ" in fake.sent(6004)[0]["text"]
+    assert len(fake.sent(6003)) == 1  # refused once; it waits for its retry with back-off
+    assert store.due_outbox("telegram") == []
     assert [m.chat_id for m in store.due_outbox("zalo")] == ["z1"]
 
 
@@ -640,6 +644,8 @@ def test_cli_set_webhook(fake: FakeBotApi, monkeypatch: pytest.MonkeyPatch) -> N
     assert r.exit_code == 2  # no URL
     r = runner.invoke(app, ["telegram", "set-webhook", "--url", "https://x.vn"], env={**env, "LDTBXH_TELEGRAM_TOKEN": ""})
     assert r.exit_code == 2  # no token
+    r = runner.invoke(app, ["telegram", "poll"], env={**env, "LDTBXH_TELEGRAM_TOKEN": ""})
+    assert r.exit_code == 2 and "LDTBXH_TELEGRAM_TOKEN" in r.output
 
 
 def test_in_the_server_app(fake: FakeBotApi, dialogue: Dialogue, store: Store,
