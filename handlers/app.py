@@ -21,19 +21,22 @@ import asyncio
 import importlib
 import logging
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+import numpy as np
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import event, update
 from sqlalchemy import text as sql_text
-from sqlalchemy import update
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.config import ConfigError, Settings
@@ -69,6 +72,15 @@ class ServeOptions(BaseSettings):
     """Largest accepted /api/chat request body."""
     dialogue_threads: int = Field(default=0, ge=0, le=256)
     """Threads that run the dialogue (model + database); 0: twice the number of CPU cores, at least 4."""
+
+    embed_batch: int = Field(default=32, ge=1, le=256)
+    """Most questions embedded in one forward pass of the model."""
+    embed_cache_size: int = Field(default=4096, ge=0, le=1_000_000)
+    """Question vectors remembered (LRU on the exact text); 0: none."""
+
+    sqlite_synchronous: str = Field(default="NORMAL", pattern="^(FULL|NORMAL)$")
+    """SQLite only: NORMAL (with WAL: no fsync per commit; safe against a crash of the program, the
+    last transactions may be lost on a power cut) or FULL (fsync every commit, about half the speed)."""
 
     def threads(self) -> int:
         return self.dialogue_threads or max(4, 2 * (os.cpu_count() or 1))
@@ -191,6 +203,119 @@ async def deliver_outbox_once(store: Store, channels: dict[str, Any], *, max_att
     return delivered
 
 
+# --- the embedder as served: concurrent questions embedded together, recent ones remembered -------
+
+class _Pending:
+    __slots__ = ("text", "prefix", "vector", "error", "done")
+
+    def __init__(self, text: str, prefix: str) -> None:
+        self.text = text
+        self.prefix = prefix
+        self.vector: np.ndarray | None = None
+        self.error: BaseException | None = None
+        self.done = False
+
+
+class BatchingEmbedder:
+    """Wraps an embedder for the server (same interface as :class:`indexer.embed.Embedder`).
+
+    * Single-text calls (a citizen's question) made while the model is busy wait and are embedded
+      together in the next batch ("group commit": no added delay when the server is idle). One forward
+      pass over 8 short questions costs far less than 8 passes, so throughput grows with load.
+    * The vectors of recent questions are kept in a small LRU keyed on (prefix, text): the same
+      question asked again skips the model (retrieval and the answer policy still run on the current index).
+    * Multi-text calls (index builds) go straight to the wrapped embedder.
+    """
+
+    def __init__(self, inner: Any, *, max_batch: int = 32, cache_size: int = 4096) -> None:
+        self.inner = inner
+        self.name: str = inner.name
+        self.dim: int = int(inner.dim)
+        self.max_batch = max_batch
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._cv = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._busy = False
+        self.batches = 0
+        self.hits = 0
+
+    def warm_up(self) -> None:
+        self.inner.warm_up()
+        self.dim = int(self.inner.dim)
+
+    def embed(self, texts: list[str], prefix: str) -> np.ndarray:
+        if len(texts) != 1:
+            return np.asarray(self.inner.embed(texts, prefix), dtype=np.float32)
+        key = (prefix, texts[0])
+        with self._cv:
+            hit = self._cache.get(key) if self.cache_size else None
+            if hit is not None:
+                self._cache.move_to_end(key)
+                self.hits += 1
+                return hit.reshape(1, -1).copy()
+            me = _Pending(texts[0], prefix)
+            self._queue.append(me)
+            while not me.done and self._busy:
+                self._cv.wait()
+            if not me.done:  # the model is free: embed everything waiting, this question included
+                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
+                self._busy = True
+        if not me.done:
+            self._run(batch)
+        if me.error is not None:
+            raise me.error
+        assert me.vector is not None
+        return me.vector.reshape(1, -1).copy()
+
+    def _run(self, batch: list[_Pending]) -> None:
+        try:
+            for prefix in dict.fromkeys(p.prefix for p in batch):
+                group = [p for p in batch if p.prefix == prefix]
+                try:
+                    vecs = np.asarray(self.inner.embed([p.text for p in group], prefix), dtype=np.float32)
+                    for p, v in zip(group, vecs, strict=True):
+                        p.vector = v
+                except BaseException as exc:
+                    for p in group:
+                        p.error = exc
+        finally:
+            with self._cv:
+                for p in batch:
+                    p.done = True
+                    if p.vector is not None:
+                        self._cache[(p.prefix, p.text)] = p.vector
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+                self.batches += 1
+                self._busy = False
+                self._cv.notify_all()
+
+
+def serving_dialogue(settings: Settings, options: ServeOptions | None = None) -> Dialogue:
+    """The dialogue as served: the configured embedder wrapped in a :class:`BatchingEmbedder`."""
+    from bot.runtime import AssistantHolder
+    from indexer.embed import make_embedder
+
+    options = options or load_serve_options()
+    store = Store(settings)
+    if store.engine.url.get_backend_name() == "sqlite":
+        mode = options.sqlite_synchronous
+
+        @event.listens_for(store.engine, "connect")
+        def _synchronous(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA synchronous={mode}")
+            cur.close()
+
+        store.engine.dispose()  # reconnect with the pragma
+    embedder = BatchingEmbedder(make_embedder(settings.embedding_model, settings.embedding_backend,
+                                              settings.models_dir),
+                                max_batch=options.embed_batch, cache_size=options.embed_cache_size)
+    holder = AssistantHolder(settings, embedder=embedder, active_version=store.active_kb_version)
+    return Dialogue.from_settings(settings, store=store, holder=holder)
+
+
 # --- the application --------------------------------------------------------------------------------
 
 def db_ok(store: Store) -> bool:
@@ -223,7 +348,7 @@ def create_app(settings: Settings, dialogue: Dialogue | None = None, *, channels
     from handlers.web import web_router
 
     options = options or load_serve_options()
-    dialogue = dialogue or Dialogue.from_settings(settings)
+    dialogue = dialogue or serving_dialogue(settings, options)
     store = dialogue.store
     holder = dialogue.holder
     if channels is None:

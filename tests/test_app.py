@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
@@ -19,7 +21,14 @@ from bot.messages import Button
 from bot.models import Outbox, utcnow
 from bot.runtime import AssistantHolder
 from bot.store import Store
-from handlers.app import Channel, ServeOptions, configured_channels, create_app, deliver_outbox_once
+from handlers.app import (
+    BatchingEmbedder,
+    Channel,
+    ServeOptions,
+    configured_channels,
+    create_app,
+    deliver_outbox_once,
+)
 from handlers.web import IpLimiter
 from indexer.embed import HashingEmbedder
 from indexer.index import build_index
@@ -273,3 +282,52 @@ def test_cli_serve_refuses_without_schema_or_index(tmp_path: Path, monkeypatch: 
     upgrade(f"sqlite:///{tmp_path / 'var' / 'ldtbxh.sqlite3'}")
     r = runner.invoke(app, ["serve", "--port", "8999"])
     assert r.exit_code == 3 and "ldtbxh index build" in r.output
+
+
+class SlowEmbedder:
+    """Counts calls; each forward pass takes a while, like a real model."""
+
+    def __init__(self) -> None:
+        self.inner = HashingEmbedder(64)
+        self.name, self.dim = self.inner.name, self.inner.dim
+        self.calls: list[int] = []
+        self.fail = False
+
+    def warm_up(self) -> None:
+        return None
+
+    def embed(self, texts: list[str], prefix: str) -> Any:
+        self.calls.append(len(texts))
+        time.sleep(0.05)
+        if self.fail:
+            raise RuntimeError("model crashed")
+        return self.inner.embed(texts, prefix)
+
+
+def test_batching_embedder_batches_caches_and_propagates_errors() -> None:
+    slow = SlowEmbedder()
+    emb = BatchingEmbedder(slow, max_batch=8, cache_size=100)
+    texts = [f"câu hỏi số {i}" for i in range(12)]
+    results: dict[str, Any] = {}
+
+    def ask(t: str) -> None:
+        results[t] = emb.embed([t], "query: ")
+
+    threads = [threading.Thread(target=ask, args=(t,)) for t in texts]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sum(slow.calls) == 12 and len(slow.calls) < 12 and max(slow.calls) <= 8  # batched
+    for t in texts:
+        assert np.allclose(results[t], slow.inner.embed([t], "query: "))
+        assert results[t].shape == (1, 64)
+    n = len(slow.calls)
+    again = emb.embed([texts[0]], "query: ")  # remembered: no model call
+    assert len(slow.calls) == n and emb.hits == 1 and np.allclose(again, results[texts[0]])
+    assert emb.embed(["a", "b"], "passage: ").shape == (2, 64)  # builds go straight through
+    slow.fail = True
+    with pytest.raises(RuntimeError, match="model crashed"):
+        emb.embed(["chưa gặp"], "query: ")
+    slow.fail = False
+    assert emb.embed(["chưa gặp"], "query: ").shape == (1, 64)  # the failure is not cached
