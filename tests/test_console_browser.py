@@ -152,6 +152,7 @@ def test_declined_question_answered_in_the_console_then_by_the_assistant(server:
             group = officer.locator("article.group").first
             expect(group).to_contain_text("thời tiết")
             expect(group).to_contain_text("2 công dân")
+            officer.screenshot(path=str(tmp_path / "unanswered.png"), full_page=True)
             group.get_by_label("Câu trả lời gửi công dân").fill(REPLY)
             group.get_by_label("Chủ đề (cho bản nháp hỏi–đáp)").select_option("lien-he-gio-lam-viec")
             group.get_by_role("button", name="Gửi trả lời và tạo bản nháp hỏi–đáp").click()
@@ -192,6 +193,7 @@ def test_declined_question_answered_in_the_console_then_by_the_assistant(server:
             new = server.dialogue.holder.version
             assert new != old and store.active_kb_version() == new
             expect(officer.locator("#dang-phuc-vu")).to_have_text(new or "")
+            officer.screenshot(path=str(tmp_path / "knowledge.png"), full_page=True)
 
             # --- the same question is now answered by the assistant
             box.fill(QUESTION)

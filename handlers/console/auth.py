@@ -33,6 +33,7 @@ from handlers.console.security import (
     list_users,
     needs_rehash,
     password_problem,
+    purge_sessions,
     recent_failures,
     same_token,
     set_password,
@@ -92,6 +93,8 @@ def make_router(c: Console) -> APIRouter:
                               username=username)
         if needs_rehash(user.password_hash):
             set_password(c.store, username, password, actor=username)
+        purge_sessions(c.store, idle=timedelta(minutes=opts.idle_minutes),
+                       max_age=timedelta(hours=opts.max_session_hours))
         token, _csrf = create_session(c.store, user.username, ip)
         c.store.audit(user.username, LOGIN_OK, "ip", ip, None)
         resp = RedirectResponse(path_for(request, "console_home"), status_code=303)

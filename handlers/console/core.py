@@ -124,6 +124,7 @@ class Console:
         from handlers.console.rebuild import Rebuilder
 
         self.embeddings = EmbeddingCache(holder)
+        self._kb_cache: tuple[tuple[Any, ...], Any] | None = None
         self.rebuilder = Rebuilder(settings, holder, store, options)
 
     # --- time -------------------------------------------------------------------------------------
@@ -201,6 +202,20 @@ class Console:
         resp = RedirectResponse(target, status_code=303)
         apply_headers(resp)
         return resp
+
+    def knowledge(self) -> Any:
+        """The validated knowledge base, re-read only when a file under it changed."""
+        from indexer.knowledge import load_knowledge
+
+        root = self.settings.knowledge_dir
+        sig = tuple(sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size)
+                           for p in root.rglob("*") if p.is_file()))
+        cached = self._kb_cache
+        if cached is not None and cached[0] == sig:
+            return cached[1]
+        kb = load_knowledge(root)
+        self._kb_cache = (sig, kb)
+        return kb
 
     def topics(self) -> dict[str, str]:
         try:

@@ -195,8 +195,18 @@ def build_groups(store: Store, cache: EmbeddingCache, query_prefix: str, thresho
     return group_items(items, vectors, threshold)
 
 
+_CANDIDATES: OrderedDict[tuple[str | None, str, int], list[dict[str, Any]]] = OrderedDict()
+_CANDIDATES_LOCK = threading.Lock()
+
+
 def candidates_for(holder: AssistantHolder, text: str, k: int = 3) -> list[dict[str, Any]]:
-    """The best entries the assistant has for ``text`` now (title, topic, fused score)."""
+    """The best entries the assistant has for ``text`` now (title, topic, fused score); cached per
+    index version."""
+    key = (holder.version, text, k)
+    with _CANDIDATES_LOCK:
+        hit = _CANDIDATES.get(key)
+    if hit is not None and holder.version is not None:
+        return hit
     try:
         a = holder.current
         result = a.retriever.search(text)
@@ -207,4 +217,8 @@ def candidates_for(holder: AssistantHolder, text: str, k: int = 3) -> list[dict[
         e = a.entry(cand.entry_id) or {}
         out.append({"entry_id": cand.entry_id, "topic": cand.topic, "title": e.get("title", cand.entry_id),
                     "score": round(cand.score, 3), "dense": round(cand.dense, 3)})
+    with _CANDIDATES_LOCK:
+        _CANDIDATES[(a.retriever.index.manifest.version, text, k)] = out
+        while len(_CANDIDATES) > 5000:
+            _CANDIDATES.popitem(last=False)
     return out

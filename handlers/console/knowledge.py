@@ -16,7 +16,6 @@ from handlers.console.kbwrite import ApproveError, approve_entry
 from handlers.console.replies import get_draft, list_drafts
 from handlers.console.security import Principal
 from indexer.index import IndexError_, current_version
-from indexer.knowledge import load_knowledge
 
 
 def _lines(text: str) -> list[str]:
@@ -37,7 +36,7 @@ def make_router(c: Console) -> APIRouter:
 
     @r.get("/knowledge", name="console_knowledge")
     def page(request: Request, user: Principal = officer) -> Response:
-        kb = load_knowledge(c.settings.knowledge_dir)
+        kb = c.knowledge()
         with c.store.session() as s:
             db_versions = {v.name: v for v in s.scalars(select(KbVersion))}
         versions = list(reversed(c.rebuilder.versions()))
