@@ -1,5 +1,6 @@
 # The two first commands of the README.
-#   make run   set up, build the index from knowledge/ and ask a first question (embedded defaults)
+#   make run   set up, create the SQLite database, build the index from knowledge/, ask two questions,
+#              then serve the web chat on http://127.0.0.1:8000/ (embedded defaults; Ctrl-C stops it)
 #   make test  set up and run the checks and the tests (PostgreSQL leg when LDTBXH_TEST_DATABASE_URL is set)
 PY ?= python3
 VENV ?= .venv
@@ -22,6 +23,7 @@ run: setup
 	$(BIN)/ldtbxh index build
 	$(BIN)/ldtbxh ask "Tôi mới nghỉ việc thì làm hồ sơ trợ cấp thất nghiệp thế nào?"
 	$(BIN)/ldtbxh ask "tro cap that nghiep duoc bao nhieu phan tram luong"
+	$(BIN)/ldtbxh serve --host 127.0.0.1 --port 8000
 
 lint: setup
 	$(BIN)/ruff check .
