@@ -188,7 +188,8 @@ class TextPipeline:
 
     def process(self, text: str) -> Processed:
         normalized = self.normalize(text)
-        letters = [w for w in _TOKEN.findall(normalized) if w.isalpha()]
+        # Judged on what the citizen typed, before abbreviations (dc -> được) add diacritics.
+        letters = [w for w in _TOKEN.findall(nfc(text).lower()) if w.isalpha()]
         unaccented = bool(letters) and not any(has_diacritics(w) for w in letters)
         restored = self.restore(normalized)
         return Processed(
