@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
 from indexer.diacritics import fold
 
 _NOISE = re.compile(r"[^\w\s]", re.UNICODE)
