@@ -36,3 +36,18 @@ def fake_settings(tmp_path: Path, mini_kb: Path):
 def fake_index(fake_settings):
     build_index(fake_settings.knowledge_dir, fake_settings.index_root, HashingEmbedder(256))
     return fake_settings
+
+
+def fake_dialogue(store, database_url: str, tmp_path: Path, knowledge: Path):
+    """A real Dialogue over ``store`` on the small knowledge base, indexed with the fake embedder."""
+    from bot.dialogue import Dialogue
+    from bot.runtime import AssistantHolder
+
+    settings = load_settings(
+        knowledge_dir=knowledge, data_dir=tmp_path / "var", embedding_model="fake-hashing-256",
+        database_url=database_url, min_dense_for_answer=0.0, dense_weight=0.3, answer_threshold=0.5,
+        choice_threshold=0.3, dept_name="Sở Thử Nghiệm",
+    )
+    build_index(settings.knowledge_dir, settings.index_root, HashingEmbedder(256))
+    holder = AssistantHolder(settings, embedder=HashingEmbedder(256), active_version=store.active_kb_version)
+    return Dialogue.from_settings(settings, store=store, holder=holder)

@@ -34,7 +34,6 @@ from bot.dialogue import Dialogue, split_message
 from bot.dossiers import import_dossiers
 from bot.messages import Button, Incoming, Reply
 from bot.models import Feedback
-from bot.runtime import AssistantHolder
 from bot.store import Store
 from handlers.telegram import (
     APOLOGY,
@@ -44,12 +43,12 @@ from handlers.telegram import (
     TelegramSettings,
     keyboard,
 )
-from indexer.embed import HashingEmbedder
-from indexer.index import build_index
 
 try:  # the fixtures module, whether or not the repository root is on sys.path
+    from tests.conftest import fake_dialogue
     from tests.db_fixtures import db_url, migrated_url, store  # noqa: F401
 except ImportError:  # pragma: no cover
+    from conftest import fake_dialogue  # type: ignore[no-redef]
     from db_fixtures import db_url, migrated_url, store  # type: ignore[no-redef]  # noqa: F401
 
 TOKEN = "123456:TEST-token_abcdefghijklmnopqrstuvwxyz"
@@ -286,15 +285,9 @@ def fake() -> Iterator[FakeBotApi]:
 
 @pytest.fixture
 def dialogue(store: Store, migrated_url: str, tmp_path: Path, mini_kb: Path) -> Dialogue:
-    settings = load_settings(
-        knowledge_dir=mini_kb, data_dir=tmp_path / "var", embedding_model="fake-hashing-256",
-        database_url=migrated_url, min_dense_for_answer=0.0, dense_weight=0.3, answer_threshold=0.5,
-        choice_threshold=0.3, dept_name="Sở Thử Nghiệm",
-    )
-    build_index(settings.knowledge_dir, settings.index_root, HashingEmbedder(256))
-    holder = AssistantHolder(settings, embedder=HashingEmbedder(256), active_version=store.active_kb_version)
+    d = fake_dialogue(store, migrated_url, tmp_path, mini_kb)
     import_dossiers(store, DOSSIERS / "messy.csv", actor="test")
-    return Dialogue.from_settings(settings, store=store, holder=holder)
+    return d
 
 
 def make_settings(**values: Any) -> TelegramSettings:

@@ -21,13 +21,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, select
 
-from bot.config import load_settings
 from bot.db import downgrade, make_engine
 from bot.db import upgrade as db_upgrade
 from bot.dialogue import Dialogue
 from bot.messages import Button
 from bot.models import ChannelToken, Feedback, Outbox, utcnow
-from bot.runtime import AssistantHolder
 from bot.store import Store
 from handlers.zalo import (
     TokenManager,
@@ -38,12 +36,12 @@ from handlers.zalo import (
     signature,
     text_to_payload,
 )
-from indexer.embed import HashingEmbedder
-from indexer.index import build_index
 
 try:
+    from tests.conftest import fake_dialogue
     from tests.db_fixtures import db_url, migrated_url, store  # noqa: F401
 except ImportError:  # pragma: no cover
+    from conftest import fake_dialogue  # type: ignore[no-redef]
     from db_fixtures import db_url, migrated_url, store  # type: ignore[no-redef]  # noqa: F401
 
 APP_ID = "4321987650001"
@@ -150,14 +148,7 @@ def zalo_settings(fake: FakeZalo, **kw: Any) -> ZaloSettings:
 
 @pytest.fixture
 def dialogue(store: Store, migrated_url: str, tmp_path: Path, mini_kb: Path) -> Dialogue:
-    settings = load_settings(
-        knowledge_dir=mini_kb, data_dir=tmp_path / "var", embedding_model="fake-hashing-256",
-        database_url=migrated_url, min_dense_for_answer=0.0, dense_weight=0.3, answer_threshold=0.5,
-        choice_threshold=0.3, dept_name="Sở Thử Nghiệm",
-    )
-    build_index(settings.knowledge_dir, settings.index_root, HashingEmbedder(256))
-    holder = AssistantHolder(settings, embedder=HashingEmbedder(256), active_version=store.active_kb_version)
-    return Dialogue.from_settings(settings, store=store, holder=holder)
+    return fake_dialogue(store, migrated_url, tmp_path, mini_kb)
 
 
 @dataclass
