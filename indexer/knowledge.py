@@ -93,7 +93,11 @@ class _Loader(yaml.SafeLoader):
     """Safe YAML, but dates stay text so that a bad date is reported, not raised."""
 
 
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
+def _timestamp_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    return str(node.value)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
 
 
 def _compose(text: str) -> tuple[Any, yaml.Node | None]:
