@@ -11,8 +11,6 @@ Install: ``apt-get install -y chromium chromium-driver``; ``playwright install``
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +27,7 @@ from bot.store import Store
 from handlers.console.security import hash_password
 from indexer.embed import HashingEmbedder
 from indexer.index import build_index
+from tests.conftest import serve_in_thread
 
 try:
     from tests.db_fixtures import db_url, migrated_url, store  # noqa: F401
@@ -76,17 +75,9 @@ def nav(page: Any, name: str) -> None:
     page.get_by_role("navigation", name="Chức năng").get_by_role("link", name=name, exact=True).click()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(store: Store, migrated_url: str, tmp_path: Path, mini_kb: Path,
            monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
-    import uvicorn
-
     from handlers.app import ServeOptions, create_app
 
     monkeypatch.setenv("LDTBXH_CONSOLE_SECURE_COOKIES", "false")  # plain http on 127.0.0.1 in the test
@@ -104,19 +95,8 @@ def server(store: Store, migrated_url: str, tmp_path: Path, mini_kb: Path,
     fake = FakeChannel()
     app = create_app(settings, dialogue, channels=[fake],
                      options=ServeOptions(reload_seconds=3600, outbox_poll_seconds=0.2))
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
-    try:
-        yield Server(f"http://127.0.0.1:{port}", settings, dialogue, fake)
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
+    with serve_in_thread(app) as base:
+        yield Server(base, settings, dialogue, fake)
 
 
 def test_declined_question_answered_in_the_console_then_by_the_assistant(server: Server, store: Store,

@@ -6,9 +6,6 @@ package drives it (``playwright install`` is never needed: the system browser is
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +18,7 @@ from bot.store import Store
 from handlers.app import ServeOptions, create_app
 from indexer.embed import HashingEmbedder
 from indexer.index import build_index
+from tests.conftest import serve_in_thread
 
 try:
     from tests.db_fixtures import db_url, migrated_url, store  # noqa: F401
@@ -36,16 +34,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(store: Store, migrated_url: str, tmp_path: Path, mini_kb: Path) -> Iterator[str]:
-    import uvicorn
-
     settings = load_settings(
         knowledge_dir=mini_kb, data_dir=tmp_path / "var", embedding_model="fake-hashing-256",
         database_url=migrated_url, min_dense_for_answer=0.0, dense_weight=0.3, answer_threshold=0.5,
@@ -55,19 +45,8 @@ def server(store: Store, migrated_url: str, tmp_path: Path, mini_kb: Path) -> It
     holder = AssistantHolder(settings, embedder=HashingEmbedder(256), active_version=store.active_kb_version)
     dialogue = Dialogue.from_settings(settings, store=store, holder=holder)
     app = create_app(settings, dialogue, channels=[], options=ServeOptions(reload_seconds=3600))
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
+    with serve_in_thread(app) as base:
+        yield base + "/"
 
 
 def test_ask_choose_and_feedback_in_the_browser(server: str, store: Store) -> None:
