@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
@@ -37,6 +36,11 @@ class Outcome:
     reply: Reply
     search: SearchResult | None
     decision: Decision | None
+
+
+def too_long_reply(length: int, limit: int) -> Reply:
+    return Reply(f"Tin nhắn dài quá ({length} ký tự). Bạn vui lòng hỏi ngắn gọn trong khoảng "
+                 f"{limit} ký tự, mỗi lần một câu hỏi nhé.", kind="error")
 
 
 def _fmt_date(iso: str) -> str:
@@ -135,9 +139,7 @@ class Assistant:
         if not text:
             return Outcome(Reply("Bạn hãy gõ câu hỏi bằng chữ nhé.", kind="error"), None, None)
         if len(text) > self.settings.max_message_chars:
-            return Outcome(Reply(
-                f"Tin nhắn dài quá ({len(text)} ký tự). Bạn vui lòng hỏi ngắn gọn trong khoảng "
-                f"{self.settings.max_message_chars} ký tự, mỗi lần một câu hỏi nhé.", kind="error"), None, None)
+            return Outcome(too_long_reply(len(text), self.settings.max_message_chars), None, None)
         intent = self.smalltalk.match(text)
         if intent is not None:
             return Outcome(Reply(self.render(intent.reply), kind="smalltalk"), None, None)
@@ -157,7 +159,3 @@ class Assistant:
             {"entry_id": c.entry_id, "topic": c.topic, "score": c.score} for c in result.candidates[:5]
         ]
         return Outcome(reply, result, decision)
-
-
-def default_paths_exist(settings: Settings) -> bool:
-    return (Path(settings.index_root) / "CURRENT").exists()

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.assistant import DETAILS, FEEDBACK_NO, FEEDBACK_YES, FOLLOWUP, PICK
+from bot.assistant import DETAILS, FEEDBACK_NO, FEEDBACK_YES, FOLLOWUP, PICK, too_long_reply
 from bot.config import Settings
 from bot.followup import FollowUpFlow
 from bot.lookup import DossierLookup
@@ -152,9 +152,7 @@ class Dialogue:
             self._log(msg, reply, t0, text=f"[{payload[len(MEDIA):] or 'media'}]")
             return [reply]
         if len(text) > self.settings.max_message_chars:
-            reply = Reply(
-                f"Tin nhắn dài quá ({len(text)} ký tự). Bạn vui lòng hỏi ngắn gọn trong khoảng "
-                f"{self.settings.max_message_chars} ký tự, mỗi lần một câu hỏi nhé.", kind="error")
+            reply = too_long_reply(len(text), self.settings.max_message_chars)
             self._log(msg, reply, t0, text=text[:200] + "…")
             return [reply]
 
@@ -169,7 +167,11 @@ class Dialogue:
                                               kind="error"), t0, state)
             reply = assistant.answer_reply(entry_id)
             question = (state or {}).get("last_question") or ""
-            return self._reply(msg, reply, t0, self._after_answer(state, question, reply), text=question)
+            rid = self._log(msg, reply, t0, text=question)
+            self.store.set_state(msg.channel, msg.chat_id, {
+                "last_question": question, "last_entry": entry_id,
+                "last_request_id": rid if question else (state or {}).get("last_request_id")})
+            return [reply]
         if payload.startswith(DETAILS):
             reply = assistant.details_reply(payload[len(DETAILS):])
             return self._reply(msg, reply, t0, state)
@@ -198,15 +200,8 @@ class Dialogue:
         self.store.set_state(msg.channel, msg.chat_id, new_state)
         return [reply]
 
-    def _after_answer(self, state: dict[str, Any] | None, question: str, reply: Reply) -> dict[str, Any]:
-        return {"last_question": question, "last_request_id": (state or {}).get("last_request_id"),
-                "last_entry": reply.entry_id}
-
-    def _reply(self, msg: Incoming, reply: Reply, t0: float, state: dict[str, Any] | None,
-               text: str | None = None) -> list[Reply]:
-        rid = self._log(msg, reply, t0, text=text)
-        if state is not None and reply.kind == "answer" and "last_request_id" in state and text:
-            state["last_request_id"] = rid
+    def _reply(self, msg: Incoming, reply: Reply, t0: float, state: dict[str, Any] | None) -> list[Reply]:
+        self._log(msg, reply, t0)
         self.store.set_state(msg.channel, msg.chat_id, state)
         return [reply]
 

@@ -96,7 +96,7 @@ class Retriever:
         return out
 
     def _entry_max(self, unit_scores: np.ndarray) -> np.ndarray:
-        out = np.full(len(self.entry_ids), -np.inf if unit_scores.min() < 0 else 0.0, dtype=np.float64)
+        out = np.zeros(len(self.entry_ids), dtype=np.float64)  # BM25 scores are never negative
         np.maximum.at(out, self.index.unit_entry, unit_scores)
         return out
 
