@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.db import upgrade  # noqa: E402
-from bot.dossiers import import_dossiers  # noqa: E402
-from bot.store import Store  # noqa: E402
+from bot.dossiers.importer import import_dossiers  # noqa: E402
+from bot.storage import Storage  # noqa: E402
+from bot.storage.engine import upgrade  # noqa: E402
 
 PROCEDURES = [
     "Giải quyết hưởng trợ cấp thất nghiệp",
@@ -73,14 +73,14 @@ def main() -> None:
         d = Path(tmp)
         url = args.url or f"sqlite:///{d / 'bench.sqlite3'}"
         upgrade(url)
-        store = Store(url)
+        store = Storage(url)
         first, second = d / "export1.csv", d / "export2.csv"
         generate(first, args.rows, seed=1)
         generate(second, args.rows, seed=1, changed=0.10)
         print(f"{args.rows} rows, {first.stat().st_size / 1e6:.1f} MB, database {store.engine.url.get_backend_name()}")
         for label, path in (("first import (insert)", first), ("re-import (10% changed)", second)):
             t0 = time.perf_counter()
-            report = import_dossiers(store, path, actor="bench")
+            report = import_dossiers(store.dossiers, path, actor="bench")
             dt = time.perf_counter() - t0
             print(f"{label}: {dt:.1f} s, {report.rows_total / dt:,.0f} rows/s "
                   f"(new {report.inserted}, updated {report.updated}, unchanged {report.unchanged}, "

@@ -3,13 +3,13 @@ to the new version and rolls back, through the console; several server processes
 
     python bench/bench_switch.py [--servers 2] [--citizens 8] [--settle 8] [--fake] [--database-url URL]
 
-Starts ``--servers`` uvicorn processes (``handlers.app:app_from_env``) on 127.0.0.1 that share one
+Starts ``--servers`` uvicorn processes (``handlers.server:app_from_env``) on 127.0.0.1 that share one
 database (a throw-away SQLite file, or ``--database-url`` — an empty PostgreSQL database/schema) and one
 index directory, with the real model and a copy of ``knowledge/`` and of the current index of ``var/``
 (``--fake``: the fake embedder on ``tests/data/kb-mini``). Simulated citizens ask the development questions
 (``tests/data/dev.jsonl``) through ``POST /api/chat``, spread over the servers. Meanwhile, on server 1's
 console: sign in, add a Q&A entry, rebuild in the background (the page's progress is polled), switch,
-wait, roll back. The other servers follow through the database (``LDTBXH_RELOAD_SECONDS=1``).
+wait, roll back. The other servers follow the index folder's ``CURRENT`` pointer (``LDTBXH_RELOAD_SECONDS=1``).
 
 Prints questions answered and errors per phase (before, rebuild, swap, after, rollback swap), p50/p95
 latency per phase, and how long each server took to switch. Target: zero errors, and the swap's p95
@@ -64,8 +64,8 @@ def free_port() -> int:
 
 def prepare(work: Path, force_fake: bool, database_url: str | None) -> tuple[dict[str, str], str]:
     from bot.config import load_settings
-    from bot.db import upgrade
-    from bot.store import Store
+    from bot.storage import Storage
+    from bot.storage.engine import upgrade
     from handlers.console.security import hash_password
     from indexer.index import current_version
     from indexer.knowledge import load_knowledge
@@ -92,18 +92,18 @@ def prepare(work: Path, force_fake: bool, database_url: str | None) -> tuple[dic
         (data / "index" / "CURRENT").write_text(version + "\n")
         what = f"real model {settings.embedding_model} ({settings.embedding_backend}), knowledge/ ({version})"
     else:
-        from indexer.embed import HashingEmbedder
         from indexer.index import build_index
+        from tests.fakes import HashingEmbedder
 
         shutil.copytree(REPO / "tests" / "data" / "kb-mini", kb)
         build_index(kb, data / "index", HashingEmbedder(256))
-        env.update(LDTBXH_EMBEDDING_MODEL="fake-hashing-256", LDTBXH_MIN_DENSE_FOR_ANSWER="0.0")
+        env.update(LDTBXH_TEST_EMBEDDER="tests.fakes:hashing_embedder", LDTBXH_MIN_DENSE_FOR_ANSWER="0.0")
         what = "FAKE embedder on tests/data/kb-mini" + ("" if force_fake else " (no index in var/)")
     if load_knowledge(kb).errors:
         raise SystemExit("the knowledge base has errors: run `ldtbxh knowledge check`")
     upgrade(db)
-    store = Store(db)
-    store.add_user(ADMIN[0], hash_password(ADMIN[1]), "admin", actor="bench")
+    store = Storage(db)
+    store.users.add(ADMIN[0], hash_password(ADMIN[1]), "admin", actor="bench")
     store.close()
     return env, what
 
@@ -223,7 +223,7 @@ async def main_async(args: argparse.Namespace) -> int:
         print(f"serving: {what}; {args.servers} server process(es), {args.citizens} citizens")
         ports = [free_port() for _ in range(args.servers)]
         for port in ports:
-            cmd = [sys.executable, "-m", "uvicorn", "--factory", "handlers.app:app_from_env", "--host",
+            cmd = [sys.executable, "-m", "uvicorn", "--factory", "handlers.server:app_from_env", "--host",
                    "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
             procs.append(subprocess.Popen(cmd, env=env, cwd=REPO))
         limits = httpx.Limits(max_connections=args.citizens + 4)

@@ -7,26 +7,39 @@ It wires the swappable parts together from the settings; the channel adapters an
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from bot.calculators import CalcOutcome, CalculatorSet
 from bot.config import Settings
+from bot.doc_search import DocSearcher, PassageHit, curated_dates
+from bot.embedder import settings_embedder
 from bot.messages import Button, Reply
-from bot.policy import Decision, PolicyParams, decide
-from bot.retrieval import FusionParams, Retriever, SearchResult
+from bot.policy import (
+    DOC_MIN_SCOPE,
+    DOC_MIN_SCORE,
+    DOC_TOP_TOPICS,
+    Decision,
+    Policy,
+    PolicyError,
+    calculation_allowed,
+    decide,
+    document_allowed,
+    document_gate,
+    topic_rank,
+)
+from bot.protocol import DETAILS, FEEDBACK_NO, FEEDBACK_YES, FOLLOWUP_START, PICK, REPHRASE, ReplyKind
+from bot.retrieval import Retriever, SearchResult
 from bot.smalltalk import SmallTalk
-from indexer.embed import Embedder, make_embedder
+from indexer.embed import Embedder
 from indexer.index import load_index
-from indexer.knowledge import render
+from indexer.placeholders import render
 from indexer.text import Segmenter, TextPipeline
 
 log = logging.getLogger(__name__)
-
-FEEDBACK_YES = "fb:1"
-FEEDBACK_NO = "fb:0"
-DETAILS = "detail:"
-PICK = "pick:"
-FOLLOWUP = "followup:start"
 
 
 @dataclass
@@ -36,11 +49,23 @@ class Outcome:
     reply: Reply
     search: SearchResult | None
     decision: Decision | None
+    calculation: dict[str, Any] | None = None
+    """A calculator waiting for a missing number: the state to pass to ``continue_calculation``."""
+
+    @property
+    def shown(self) -> list[tuple[str, str]]:
+        """(topic, entry id) of what the reply shows: the answer, the offered choices, or a calculator's topic
+        (no entry)."""
+        if self.reply.kind in ("calculation", "document"):
+            return [(self.reply.topic, "")] if self.reply.topic else []
+        if self.decision is None or self.reply.kind not in ("answer", "choices"):
+            return []
+        return [(o.topic, o.entry.entry_id) for o in self.decision.options]
 
 
 def too_long_reply(length: int, limit: int) -> Reply:
     return Reply(f"Tin nhắn dài quá ({length} ký tự). Bạn vui lòng hỏi ngắn gọn trong khoảng "
-                 f"{limit} ký tự, mỗi lần một câu hỏi nhé.", kind="error")
+                 f"{limit} ký tự, mỗi lần một câu hỏi nhé.", kind=ReplyKind.ERROR)
 
 
 def _fmt_date(iso: str) -> str:
@@ -48,33 +73,48 @@ def _fmt_date(iso: str) -> str:
     return f"{int(d):02d}/{int(m):02d}/{y}"
 
 
+
 class Assistant:
-    def __init__(self, settings: Settings, retriever: Retriever, smalltalk: SmallTalk) -> None:
+    def __init__(self, settings: Settings, retriever: Retriever, smalltalk: SmallTalk,
+                 policy: Policy | None, calculators: CalculatorSet | None = None,
+                 documents: DocSearcher | None = None) -> None:
         self.settings = settings
         self.retriever = retriever
         self.smalltalk = smalltalk
-        self.department = settings.department()
-        self.policy = PolicyParams(
-            answer_threshold=settings.answer_threshold, choice_threshold=settings.choice_threshold,
-            answer_margin=settings.answer_margin, max_choices=settings.max_choices,
-            min_dense_for_answer=settings.min_dense_for_answer, oos_margin=settings.oos_margin,
-        )
+        self.policy = policy
+        self.calculators = calculators
+        self.documents = documents
+        """The legal texts (second tier), when a documents index has been built."""
+        self.doc_min_scope = DOC_MIN_SCOPE
+        self.doc_min_score = DOC_MIN_SCORE
+        self.doc_top_topics = DOC_TOP_TOPICS
+        """When a declined question gets a clause (:func:`bot.policy.document_allowed`): the calibrated
+        constants; tests with the fake embedder, whose scores mean something else, set their own."""
+        self.department = settings.department.placeholders()
 
     @classmethod
     def from_settings(cls, settings: Settings, embedder: Embedder | None = None,
                       segmenter: Segmenter | None = None, progress: Any = None,
-                      version: str | None = None) -> Assistant:
-        embedder = embedder or make_embedder(settings.embedding_model, settings.embedding_backend,
-                                             settings.models_dir, progress=progress)
+                      version: str | None = None, require_policy: bool = True) -> Assistant:
+        """``require_policy=False``: load an index that has no answer policy yet (to fit one)."""
+        embedder = embedder or settings_embedder(settings, progress=progress)
         index = load_index(settings.index_root, model=embedder.name, version=version)
         pipeline = TextPipeline.from_knowledge(settings.knowledge_dir, restorer=index.restorer,
                                                segmenter=segmenter)
-        retriever = Retriever(index, embedder, pipeline, FusionParams(dense_weight=settings.dense_weight, dense_floor=settings.dense_floor),
-                              query_prefix=settings.query_prefix)
-        return cls(settings, retriever, SmallTalk.load(settings.knowledge_dir / "smalltalk.yaml"))
+        retriever = Retriever(index, embedder, pipeline, query_prefix=settings.query_prefix)
+        policy_file = index.path / "policy.json"
+        policy = Policy.load(policy_file) if require_policy or policy_file.exists() else None
+        calc_dir = index.path / "calculators"  # published with the index version (see indexer.index)
+        calculators = CalculatorSet.load(calc_dir) if calc_dir.is_dir() else None
+        return cls(settings, retriever, SmallTalk.load(settings.knowledge_dir / "smalltalk.yaml"), policy,
+                   calculators, load_documents(settings, embedder, pipeline))
 
     def warm_up(self) -> None:
         self.retriever.warm_up()
+        if self.calculators is not None:
+            self.calculators.warm_up()
+        if self.documents is not None:
+            self.documents.warm_up()
 
     # --- rendering -------------------------------------------------------------------------------
     def render(self, text: str) -> str:
@@ -92,18 +132,18 @@ class Assistant:
         if e["kind"] == "procedure" or (e.get("source") and self.entry(e["source"]) is not None):
             buttons.append(Button("Xem chi tiết", DETAILS + entry_id))
         buttons += [Button("👍 Hữu ích", FEEDBACK_YES), Button("👎 Chưa hữu ích", FEEDBACK_NO)]
-        return Reply(text=text, kind="answer", buttons=buttons, topic=e["topic"], entry_id=entry_id,
+        return Reply(text=text, kind=ReplyKind.ANSWER, buttons=buttons, topic=e["topic"], entry_id=entry_id,
                      score=score)
 
     def details_reply(self, entry_id: str) -> Reply:
         e = self.entry(entry_id)
         if e is None:
-            return Reply("Nội dung này không còn trong cơ sở tri thức. Bạn vui lòng hỏi lại nhé.", kind="error")
+            return Reply("Nội dung này không còn trong cơ sở tri thức. Bạn vui lòng hỏi lại nhé.", kind=ReplyKind.ERROR)
         if e["kind"] != "procedure" and e.get("source") and self.entry(e["source"]):
             e = self.entry(e["source"])
             assert e is not None
         text = self.render(e.get("details") or e["answer"])
-        return Reply(text=text, kind="answer", topic=e["topic"], entry_id=e["id"])
+        return Reply(text=text, kind=ReplyKind.ANSWER, topic=e["topic"], entry_id=e["id"])
 
     def fallback_reply(self, agency: str | None = None) -> Reply:
         lead = (
@@ -115,47 +155,185 @@ class Assistant:
         text = self.render(
             lead +
             "Câu hỏi của bạn đã được ghi lại để cán bộ xem xét.\n"
-            "Bạn có thể bấm \"Gặp cán bộ\" để để lại số điện thoại, hoặc gọi đường dây nóng {dept_hotline} "
-            "({dept_hours})."
+            "Bạn có thể bấm \"Gặp cán bộ\" để để lại số điện thoại cho cán bộ gọi lại.\n"
+            "Hoặc gọi đường dây nóng {dept_hotline} ({dept_hours})."
         )
-        return Reply(text=text, kind="fallback", buttons=[Button("Gặp cán bộ", FOLLOWUP)])
+        return Reply(text=text, kind=ReplyKind.FALLBACK, buttons=[Button("Gặp cán bộ", FOLLOWUP_START)])
+
+    def document_reply(self, hit: PassageHit) -> Reply:
+        """A clause of a legal text, quoted as the law's wording: its text (which starts with a warning
+        when the wording is no longer current), its citation, the date it holds from, and a reminder that
+        the Department confirms the citizen's own case."""
+        title = f"{hit.doc_type} {hit.document}".strip()
+        if hit.doc_title:
+            title += f" ({hit.doc_title if len(hit.doc_title) <= 120 else hit.doc_title[:119] + '…'})"
+        since = f"; nội dung áp dụng từ {_fmt_date(hit.effective)}" if hit.effective else ""
+        # The quoted text is the law's wording: never passed through the placeholder renderer.
+        text = (
+            "Tôi chưa có câu trả lời soạn sẵn cho câu hỏi này. Quy định liên quan trong văn bản pháp luật:\n\n"
+            f"«{hit.text}»\n\n"
+            f"(Trích {hit.citation}{since}.)\n"
+            f"Văn bản: {title}.\n"
+            "Đây là nguyên văn quy định của pháp luật, không phải kết luận cho trường hợp của bạn; Sở sẽ xác "
+            "nhận trường hợp cụ thể của bạn. Câu hỏi đã được ghi lại để cán bộ xem xét, bạn có thể bấm "
+            "\"Gặp cán bộ\" để được gọi lại."
+        )
+        buttons = [Button("👍 Hữu ích", FEEDBACK_YES), Button("👎 Chưa hữu ích", FEEDBACK_NO),
+                   Button("Gặp cán bộ", FOLLOWUP_START)]
+        return Reply(text=text, kind=ReplyKind.DOCUMENT, buttons=buttons, topic=hit.topic,
+                     score=round(hit.score, 4), citations=[hit.citation])
+
+    def document_hit(self, result: SearchResult, decision: Decision) -> PassageHit | None:
+        """The clause to quote for a question the curated tier declines, or None (see
+        :func:`bot.policy.document_allowed`)."""
+        if self.documents is None or not document_gate(decision.kind, decision.out_of_scope, decision.scope,
+                                                       self.doc_min_scope):
+            return None
+        hit = self.best_passage(result)
+        if hit is None or self.policy is None:
+            return None
+        rank = topic_rank(self.policy.topic_probabilities(result.topic_features), result.topics, hit.topic)
+        if not document_allowed(decision.kind, decision.out_of_scope, decision.scope, hit.score, rank,
+                                self.doc_min_scope, self.doc_min_score, self.doc_top_topics):
+            return None
+        return hit
+
+    def best_passage(self, result: SearchResult) -> PassageHit | None:
+        """The documents tier's best clause for a question the curated tier already processed (and
+        embedded, when its vector can be reused)."""
+        if self.documents is None:
+            return None
+        t0 = time.perf_counter()
+        try:
+            qvec = result.query_vector
+            if qvec is None and self.documents.embedder is not None:
+                qvec = self.documents.embedder.embed([result.query.dense_text()], self.documents.query_prefix)[0]
+            hits = self.documents.search_processed(result.query, qvec, k=1)
+            return hits[0] if hits else None
+        finally:
+            result.timings["documents"] = (time.perf_counter() - t0) * 1000
 
     def choices_reply(self, decision: Decision) -> Reply:
         lines = ["Tôi tìm thấy vài nội dung gần với câu hỏi của bạn. Bạn muốn hỏi về:"]
         buttons = []
-        for i, c in enumerate(decision.options, 1):
-            e = self.retriever.entry(c.entry_id)
+        for i, option in enumerate(decision.options, 1):
+            e = self.retriever.entry(option.entry.entry_id)
             title = e["title"]
             lines.append(f"{i}. {title}")
             label = title if len(title) <= 60 else title[:57] + "..."
-            buttons.append(Button(label, PICK + c.entry_id))
+            buttons.append(Button(label, PICK + option.entry.entry_id))
         lines.append("Bấm vào một lựa chọn, hoặc hỏi lại cụ thể hơn.")
-        buttons.append(Button("Không phải các ý trên", FOLLOWUP))
-        return Reply(text="\n".join(lines), kind="choices", buttons=buttons)
+        buttons.append(Button("Không phải các ý trên", REPHRASE))
+        return Reply(text="\n".join(lines), kind=ReplyKind.CHOICES, buttons=buttons)
+
+    def calculation_reply(self, out: CalcOutcome) -> Reply:
+        """A calculator's result, follow-up question or message about a bad number, as a reply."""
+        buttons = list(out.buttons)
+        if out.kind == "result":
+            buttons += [Button("👍 Hữu ích", FEEDBACK_YES), Button("👎 Chưa hữu ích", FEEDBACK_NO)]
+        return Reply(text=self.render(out.text), kind=ReplyKind.CALCULATION, buttons=buttons, topic=out.topic,
+                     score=1.0 if out.kind == "result" else None)
+
+    def continue_calculation(self, text: str, state: dict[str, Any] | None) -> Outcome | None:
+        """The answer to a calculator's pending follow-up question (typed or a ``calc:`` button), or None when
+        the message is something else (then it is asked as a new question and the pending one is dropped)."""
+        if self.calculators is None:
+            return None
+        is_payload = self.calculators.is_payload(text)
+        if not is_payload and not self.calculators.is_pending(state):
+            return None
+        detection = self.calculators.detect(text, state)
+        if detection is None or not (detection.resumed or is_payload):
+            return None
+        out = self.calculators.respond(detection, state)
+        return Outcome(self.calculation_reply(out), None, None, out.state)
+
+    def calc_topic(self, text: str) -> tuple[str, bool] | None:
+        """The topic of the calculator that recognises ``text`` as an amount question, and whether the
+        question carries numbers; None if no calculator does."""
+        detection = self.calculators.detect(text) if self.calculators is not None else None
+        return (detection.topic, detection.has_numbers) if detection is not None else None
+
+    def _calculation(self, text: str, result: SearchResult) -> Outcome | None:
+        """An amount question that a calculator can work out, if the answer policy agrees on its topic."""
+        if self.calculators is None or self.policy is None:
+            return None
+        t0 = time.perf_counter()
+        try:
+            detection = self.calculators.detect(text)
+            if detection is None:
+                return None
+            probs = self.policy.topic_probabilities(result.topic_features)
+            scope = self.policy.scope_probability(result.question_features)
+            if not calculation_allowed(probs, scope, result.topics, detection.topic, detection.has_numbers):
+                return None
+            out = self.calculators.respond(detection)
+            reply = self.calculation_reply(out)
+            reply.candidates = self._candidates(result, probs)
+            return Outcome(reply, result, None, out.state)
+        finally:
+            result.timings["calc"] = (time.perf_counter() - t0) * 1000
+
+    def _candidates(self, result: SearchResult, probs: np.ndarray) -> list[dict[str, Any]]:
+        return [
+            {"entry_id": result.best_entry[result.topics[i]].entry_id, "topic": result.topics[i],
+             "score": round(float(probs[i]), 4)}
+            for i in probs.argsort()[::-1][:5] if result.topics[i] in result.best_entry
+        ]
+
+    def likely_topics(self, text: str, k: int = 3) -> list[tuple[str, float, str]]:
+        """The ``k`` most likely topics of ``text``: (topic, probability, best entry id), best first."""
+        result = self.retriever.search(text)
+        if self.policy is None:
+            raise PolicyError("no answer policy in this index version: run `ldtbxh policy fit`")
+        probs = self.policy.topic_probabilities(result.topic_features)
+        return [(result.topics[i], float(probs[i]), result.best_entry[result.topics[i]].entry_id)
+                for i in probs.argsort()[::-1] if result.topics[i] in result.best_entry][:k]
 
     # --- the main entry point --------------------------------------------------------------------
     def ask(self, text: str) -> Outcome:
         text = (text or "").strip()
         if not text:
-            return Outcome(Reply("Bạn hãy gõ câu hỏi bằng chữ nhé.", kind="error"), None, None)
+            return Outcome(Reply("Bạn hãy gõ câu hỏi bằng chữ nhé.", kind=ReplyKind.ERROR), None, None)
         if len(text) > self.settings.max_message_chars:
             return Outcome(too_long_reply(len(text), self.settings.max_message_chars), None, None)
         intent = self.smalltalk.match(text)
         if intent is not None:
-            return Outcome(Reply(self.render(intent.reply), kind="smalltalk"), None, None)
+            return Outcome(Reply(self.render(intent.reply), kind=ReplyKind.SMALLTALK), None, None)
+        if self.policy is None:
+            raise PolicyError("no answer policy in this index version: run `ldtbxh policy fit`")
         result = self.retriever.search(text)
-        decision = decide(result.candidates, self.policy, result.oos_similarity)
+        calculation = self._calculation(text, result)
+        if calculation is not None:
+            return calculation
+        decision = decide(result, self.policy)
         if decision.kind == "answer" and decision.best is not None:
-            reply = self.answer_reply(decision.best.entry_id, decision.best.score)
+            reply = self.answer_reply(decision.best.entry_id, round(decision.options[0].probability, 4))
         elif decision.kind == "choices":
             reply = self.choices_reply(decision)
+        elif (hit := self.document_hit(result, decision)) is not None:
+            reply = self.document_reply(hit)
         else:
             agency = (result.oos_group or {}).get("agency") if decision.out_of_scope else None
             reply = self.fallback_reply(agency)
-        best = decision.best
-        if best is not None and reply.kind != "answer":
-            reply.topic, reply.entry_id, reply.score = best.topic, best.entry_id, best.score
-        reply.candidates = [
-            {"entry_id": c.entry_id, "topic": c.topic, "score": c.score} for c in result.candidates[:5]
-        ]
+        if decision.options and reply.kind not in ("answer", "document"):
+            top = decision.options[0]
+            reply.topic, reply.entry_id, reply.score = top.topic, top.entry.entry_id, round(top.probability, 4)
+        reply.candidates = self._candidates(result, self.policy.topic_probabilities(result.topic_features))
         return Outcome(reply, result, decision)
+
+
+def load_documents(settings: Settings, embedder: Embedder, pipeline: TextPipeline) -> DocSearcher | None:
+    """The documents tier when ``documents_in_dialogue`` is on and a documents index has been built for this
+    embedder, else None (the assistant then answers from the curated entries alone)."""
+    from indexer.documents.index import current_doc_version, docs_root, load_doc_index
+
+    if not settings.documents_in_dialogue or current_doc_version(docs_root(settings.index_root)) is None:
+        return None
+    try:
+        index = load_doc_index(settings.index_root, model=embedder.name)
+    except Exception as exc:  # noqa: BLE001 - a broken documents index must not stop the curated answers
+        log.warning("documents tier off: %s", exc)
+        return None
+    return DocSearcher(index, embedder, pipeline, query_prefix=settings.query_prefix,
+                       curated_from=curated_dates(settings.knowledge_dir))

@@ -2,16 +2,8 @@
 
 Every channel adapter (Telegram, Zalo, web chat, CLI) calls ``Dialogue.handle``. The small conversation
 state per chat (offered choices, the last question, a dossier lookup or a follow-up request in
-progress) lives in the database, so a restart or a second process loses nothing.
-
-Buttons and their payloads (≤ 64 bytes, Telegram's limit):
-    help                   what the assistant can do
-    pick:<entry id>        one of the offered choices
-    detail:<entry id>      the full procedure ("xem chi tiết")
-    fb:1 / fb:0            helpful / not helpful
-    dossier:start|cancel   dossier status lookup (bot.lookup)
-    followup:start|...     ask for an officer to call back (bot.followup)
-    media:<kind>           a sticker, image, voice... (set by the adapter)
+progress) lives in the database, so a restart or a second process loses nothing. The payloads of the
+buttons are listed in :mod:`bot.protocol`.
 """
 
 from __future__ import annotations
@@ -23,19 +15,33 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.assistant import DETAILS, FEEDBACK_NO, FEEDBACK_YES, FOLLOWUP, PICK, too_long_reply
+from bot.assistant import too_long_reply
 from bot.config import Settings
-from bot.followup import FollowUpFlow
+from bot.dossiers.sources import make_dossier_source
+from bot.followup import FollowUpFlow, reads_as_question
 from bot.lookup import DossierLookup
 from bot.messages import Button, Incoming, Reply
-from bot.models import utcnow
+from bot.privacy import mask_text
+from bot.protocol import (
+    CALC,
+    DETAILS,
+    DOSSIER_START,
+    FEEDBACK_NO,
+    FEEDBACK_YES,
+    FOLLOWUP_START,
+    HELP,
+    MEDIA,
+    PICK,
+    REPHRASE,
+    ReplyKind,
+)
 from bot.runtime import AssistantHolder
-from bot.store import Store
+from bot.storage import Storage
+from bot.storage.models import utcnow
+from indexer.placeholders import drop_unconfigured
 
 log = logging.getLogger(__name__)
 
-HELP = "help"
-MEDIA = "media:"
 _COMMANDS = re.compile(r"^/(start|help|batdau|trogiup)\b", re.I)
 
 
@@ -47,59 +53,13 @@ def help_reply(dept_name: str) -> Reply:
         "• Tra cứu tình trạng hồ sơ: gửi số biên nhận (ví dụ H41.22-241105-0012).\n"
         "• Ghi lại yêu cầu để cán bộ gọi lại cho bạn.\n"
         "Bạn cứ gõ câu hỏi, có dấu hay không dấu đều được.",
-        kind="info",
-        buttons=[Button("Tra cứu hồ sơ", "dossier:start"), Button("Gặp cán bộ", FOLLOWUP)],
+        kind=ReplyKind.INFO,
+        buttons=[Button("Tra cứu hồ sơ", DOSSIER_START), Button("Gặp cán bộ", FOLLOWUP_START)],
     )
 
 
-def split_message(text: str, limit: int) -> list[str]:
-    """Split a long reply at paragraph (then line, then word) boundaries, each part ≤ ``limit``."""
-    text = text.strip()
-    if len(text) <= limit:
-        return [text]
-    parts: list[str] = []
-    cur = ""
-    for para in text.split("\n\n"):
-        for piece in [para] if len(para) <= limit else _split_long(para, limit):
-            candidate = f"{cur}\n\n{piece}" if cur else piece
-            if len(candidate) <= limit:
-                cur = candidate
-            else:
-                if cur:
-                    parts.append(cur)
-                cur = piece
-    if cur:
-        parts.append(cur)
-    return parts
-
-
-def _split_long(para: str, limit: int) -> list[str]:
-    out: list[str] = []
-    cur = ""
-    for line in para.split("\n"):
-        words = [line] if len(line) <= limit else line.split(" ")
-        joiner = "\n" if len(words) == 1 else " "
-        for w in words:
-            while len(w) > limit:  # a single unbreakable run
-                if cur:
-                    out.append(cur)
-                    cur = ""
-                out.append(w[:limit])
-                w = w[limit:]
-            candidate = f"{cur}{joiner if cur else ''}{w}"
-            if len(candidate) <= limit:
-                cur = candidate
-            else:
-                out.append(cur)
-                cur = w
-        joiner = "\n"
-    if cur:
-        out.append(cur)
-    return out
-
-
 class Dialogue:
-    def __init__(self, holder: AssistantHolder, store: Store, lookup: DossierLookup, followup: FollowUpFlow,
+    def __init__(self, holder: AssistantHolder, store: Storage, lookup: DossierLookup, followup: FollowUpFlow,
                  settings: Settings, *, flood_per_minute: int = 20,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.holder = holder
@@ -111,22 +71,20 @@ class Dialogue:
         self.clock = clock
 
     @classmethod
-    def from_settings(cls, settings: Settings, store: Store | None = None,
+    def from_settings(cls, settings: Settings, store: Storage | None = None,
                       holder: AssistantHolder | None = None) -> Dialogue:
-        from bot.dossiers import make_dossier_source
-
-        store = store or Store(settings)
-        holder = holder or AssistantHolder(settings, active_version=store.active_kb_version)
-        lookup = DossierLookup(make_dossier_source(store), store, settings)
-        return cls(holder, store, lookup, FollowUpFlow(store, settings), settings)
+        store = store or Storage(settings)
+        holder = holder or AssistantHolder(settings)
+        lookup = DossierLookup(make_dossier_source(settings.dossiers, store.dossiers), store.dossiers, settings,
+                               limits=store.limits)
+        return cls(holder, store, lookup, FollowUpFlow(store.followups, settings), settings)
 
     # --- helpers -----------------------------------------------------------------------------------
     def _log(self, msg: Incoming, reply: Reply, t0: float, text: str | None = None,
              normalized: str | None = None) -> int:
-        return self.store.log_request(
+        return self.store.requests.log(
             msg.channel, msg.chat_id, (text if text is not None else msg.text or msg.payload or "")[:2000],
-            normalized=normalized, kind=reply.kind if reply.kind in {
-                "answer", "choices", "fallback", "dossier", "followup", "smalltalk", "info", "error"} else "info",
+            normalized=normalized, kind=ReplyKind(reply.kind),
             entry_id=reply.entry_id, topic=reply.topic, score=reply.score,
             latency_ms=round((time.perf_counter() - t0) * 1000, 2), kb_version=self.holder.version,
         )
@@ -135,20 +93,39 @@ class Dialogue:
         if self.flood_per_minute <= 0:
             return False
         since = self.clock() - timedelta(minutes=1)
-        return self.store.requests_since(msg.channel, msg.chat_id, since) >= self.flood_per_minute
+        return self.store.requests.count_since(msg.channel, msg.chat_id, since) >= self.flood_per_minute
 
     # --- the entry point -----------------------------------------------------------------------------
     def handle(self, msg: Incoming) -> list[Reply]:
+        """The replies to one message, without the department's values nobody configured."""
+        values = self.settings.department.placeholders()
+        replies = self._handle(msg)
+        for r in replies:
+            r.text = drop_unconfigured(r.text, values)
+        return replies
+
+    def _leaves_form(self, state: dict[str, Any] | None, text: str, payload: str) -> str | None:
+        """What the citizen was doing, when ``text`` is a new question asked in the middle of a form."""
+        if payload or not text or not state or not reads_as_question(text):
+            return None
+        flow, step = state.get("flow"), state.get("step")
+        if flow == "followup" and step in ("name", "phone", "confirm"):
+            return "ghi yêu cầu gọi lại"
+        if flow == "dossier" and step == "await_phone4" and not re.search(r"\d", text):
+            return "tra cứu hồ sơ"
+        return None
+
+    def _handle(self, msg: Incoming) -> list[Reply]:
         t0 = time.perf_counter()
         text = (msg.text or "").strip()
         payload = (msg.payload or "").strip()
         if self._flooding(msg):
             return [Reply("Bạn gửi tin nhắn nhanh quá. Vui lòng đợi khoảng một phút rồi hỏi tiếp nhé.",
-                          kind="error")]
+                          kind=ReplyKind.ERROR)]
         if payload.startswith(MEDIA):
             reply = Reply(
                 "Xin lỗi, tôi chỉ đọc được tin nhắn chữ, chưa xem được hình ảnh, nhãn dán hay tin nhắn thoại. "
-                "Bạn vui lòng gõ câu hỏi bằng chữ (có dấu hay không dấu đều được) nhé.", kind="info")
+                "Bạn vui lòng gõ câu hỏi bằng chữ (có dấu hay không dấu đều được) nhé.", kind=ReplyKind.INFO)
             self._log(msg, reply, t0, text=f"[{payload[len(MEDIA):] or 'media'}]")
             return [reply]
         if len(text) > self.settings.max_message_chars:
@@ -156,67 +133,117 @@ class Dialogue:
             self._log(msg, reply, t0, text=text[:200] + "…")
             return [reply]
 
-        state = self.store.get_state(msg.channel, msg.chat_id, max_age=timedelta(hours=24))
+        state = self.store.states.get(msg.channel, msg.chat_id, max_age=timedelta(hours=24))
         assistant = self.holder.current
         if payload == HELP or _COMMANDS.match(text):
-            return self._reply(msg, help_reply(self.settings.dept_name), t0, None)
+            return self._reply(msg, help_reply(self.settings.department.dept_name), t0, None)
         if payload.startswith(PICK):
             entry_id = payload[len(PICK):]
             if assistant.entry(entry_id) is None:
                 return self._reply(msg, Reply("Lựa chọn này không còn hiệu lực. Bạn vui lòng hỏi lại nhé.",
-                                              kind="error"), t0, state)
+                                              kind=ReplyKind.ERROR), t0, state)
             reply = assistant.answer_reply(entry_id)
             question = (state or {}).get("last_question") or ""
             rid = self._log(msg, reply, t0, text=question)
-            self.store.set_state(msg.channel, msg.chat_id, {
+            self.store.states.set(msg.channel, msg.chat_id, {
                 "last_question": question, "last_entry": entry_id,
                 "last_request_id": rid if question else (state or {}).get("last_request_id")})
             return [reply]
+        if payload == REPHRASE:
+            question = (state or {}).get("last_question")
+            if question:
+                self.store.requests.log_unanswered(msg.channel, msg.chat_id, question,
+                                                   request_id=(state or {}).get("last_request_id"))
+            reply = Reply(
+                "Dạ, bạn vui lòng hỏi lại bằng cách khác: nói rõ việc bạn cần (ví dụ: \"làm hồ sơ trợ cấp thất "
+                "nghiệp cần giấy tờ gì\") hoặc đối tượng (người có công, người khuyết tật, trẻ em...).\n"
+                "Nếu muốn cán bộ gọi lại, bấm \"Gặp cán bộ\".",
+                kind=ReplyKind.INFO, buttons=[Button("Gặp cán bộ", FOLLOWUP_START)])
+            return self._reply(msg, reply, t0, state)
         if payload.startswith(DETAILS):
             reply = assistant.details_reply(payload[len(DETAILS):])
             return self._reply(msg, reply, t0, state)
         if payload in (FEEDBACK_YES, FEEDBACK_NO):
             return self._feedback(msg, state, payload == FEEDBACK_YES, t0)
 
-        for flow in (self.lookup, self.followup):
-            r = flow.handle(msg, state)
-            if r is not None:
-                if r.state is None and state and state.get("last_question"):
-                    r.state = {k: v for k, v in state.items() if k.startswith("last_")}
-                return self._reply(msg, r, t0, r.state)
+        notice: Reply | None = None
+        left = self._leaves_form(state, text, payload)
+        if left is not None:
+            notice = Reply(f"Dạ, mình tạm dừng việc {left} để trả lời câu hỏi mới của anh/chị. Khi cần, anh/chị "
+                           "cứ bắt đầu lại.", kind=ReplyKind.INFO)
+            state = {k: v for k, v in (state or {}).items() if k.startswith("last_")} or None
+        else:
+            for flow in (self.lookup, self.followup):
+                r = flow.handle(msg, state)
+                if r is not None:
+                    if state and state.get("last_question") and (r.state is None or "flow" not in r.state):
+                        r.state = {**{k: v for k, v in state.items() if k.startswith("last_")}, **(r.state or {})}
+                    return self._reply(msg, r, t0, r.state, text=self._flow_log_text(flow, msg, state))
+        pending = (state or {}).get("calculation")
+        if payload.startswith(CALC) or (text and pending):
+            outcome = assistant.continue_calculation(payload or text, pending)
+            if outcome is not None:
+                question = (state or {}).get("last_question") or mask_text(text)
+                rid = self._log(msg, outcome.reply, t0, text=text or question)
+                self.store.states.set(msg.channel, msg.chat_id, {
+                    "last_question": question, "last_request_id": rid, "last_entry": None,
+                    "calculation": outcome.calculation})
+                return [outcome.reply]
+            if payload:
+                return self._reply(msg, Reply("Câu hỏi tính toán này đã hết hiệu lực. Bạn vui lòng hỏi lại, "
+                                              "kèm các con số của mình nhé.", kind=ReplyKind.ERROR), t0, None)
         if not text:
-            return self._reply(msg, help_reply(self.settings.dept_name), t0, None)
+            return self._reply(msg, help_reply(self.settings.department.dept_name), t0, None)
 
         outcome = assistant.ask(text)
         reply = outcome.reply
         normalized = outcome.search.query.restored if outcome.search else None
         rid = self._log(msg, reply, t0, text=text, normalized=normalized)
-        if reply.kind == "fallback":
-            self.store.log_unanswered(msg.channel, msg.chat_id, text, normalized=normalized, request_id=rid)
-        new_state: dict[str, Any] = {"last_question": text, "last_request_id": rid,
-                                     "last_entry": reply.entry_id if reply.kind == "answer" else None}
-        if reply.kind == "choices":
+        if reply.kind in (ReplyKind.FALLBACK, ReplyKind.DOCUMENT):
+            # A clause quoted from the legal texts is not a curated answer: officers still see the question
+            # (its request, kind "document", says it was answered from documents).
+            self.store.requests.log_unanswered(msg.channel, msg.chat_id, text, normalized=normalized, request_id=rid)
+        new_state: dict[str, Any] = {"last_question": mask_text(text), "last_request_id": rid,
+                                     "last_entry": reply.entry_id if reply.kind == ReplyKind.ANSWER else None}
+        if reply.kind == ReplyKind.DOCUMENT:
+            new_state["last_queued"] = True  # already in the officers' queue: 👎 does not add it twice
+        if outcome.calculation:
+            new_state["calculation"] = outcome.calculation
+        if reply.kind == ReplyKind.CHOICES:
             new_state["offered"] = [b.payload[len(PICK):] for b in reply.buttons if b.payload.startswith(PICK)]
-        self.store.set_state(msg.channel, msg.chat_id, new_state)
-        return [reply]
+        if state and state.get("last_ticket"):
+            new_state["last_ticket"] = state["last_ticket"]
+        self.store.states.set(msg.channel, msg.chat_id, new_state)
+        return [notice, reply] if notice is not None else [reply]
 
-    def _reply(self, msg: Incoming, reply: Reply, t0: float, state: dict[str, Any] | None) -> list[Reply]:
-        self._log(msg, reply, t0)
-        self.store.set_state(msg.channel, msg.chat_id, state)
+    def _flow_log_text(self, flow: object, msg: Incoming, state: dict[str, Any] | None) -> str | None:
+        """What the request log keeps of a message answered by a flow: never the name, phone or the
+        verification digits a citizen types into the follow-up form or the dossier check."""
+        st = state or {}
+        if flow is self.followup and st.get("flow") == "followup" and not msg.payload:
+            return "[gặp cán bộ]"
+        if flow is self.lookup and st.get("step") == "await_phone4" and re.search(r"\d", msg.text or ""):
+            return "[xác minh 4 số cuối]"
+        return None
+
+    def _reply(self, msg: Incoming, reply: Reply, t0: float, state: dict[str, Any] | None,
+               text: str | None = None) -> list[Reply]:
+        self._log(msg, reply, t0, text=text)
+        self.store.states.set(msg.channel, msg.chat_id, state)
         return [reply]
 
     def _feedback(self, msg: Incoming, state: dict[str, Any] | None, helpful: bool, t0: float) -> list[Reply]:
         st = state or {}
-        self.store.add_feedback(msg.channel, msg.chat_id, helpful, request_id=st.get("last_request_id"),
+        self.store.requests.add_feedback(msg.channel, msg.chat_id, helpful, request_id=st.get("last_request_id"),
                                 entry_id=st.get("last_entry"))
         if helpful:
-            reply = Reply("Cảm ơn bạn đã phản hồi! Bạn cần hỏi gì thêm cứ nhắn nhé.", kind="info")
+            reply = Reply("Cảm ơn bạn đã phản hồi! Bạn cần hỏi gì thêm cứ nhắn nhé.", kind=ReplyKind.INFO)
         else:
             question = st.get("last_question")
-            if question:
-                self.store.log_unanswered(msg.channel, msg.chat_id, question, request_id=st.get("last_request_id"))
+            if question and not st.get("last_queued"):
+                self.store.requests.log_unanswered(msg.channel, msg.chat_id, question, request_id=st.get("last_request_id"))
             reply = Reply(
                 "Cảm ơn bạn đã cho biết. Câu hỏi đã được chuyển để cán bộ xem lại câu trả lời.\n"
                 "Bạn có thể hỏi lại cụ thể hơn, hoặc bấm \"Gặp cán bộ\" để được gọi lại.",
-                kind="info", buttons=[Button("Gặp cán bộ", FOLLOWUP)])
+                kind=ReplyKind.INFO, buttons=[Button("Gặp cán bộ", FOLLOWUP_START)])
         return self._reply(msg, reply, t0, st or None)

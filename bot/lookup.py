@@ -4,7 +4,16 @@ A citizen sends a receipt number anywhere in a message (or first says "tra cứu
 it). The assistant answers with the procedure, the status in words, the dates, whether it is overdue and
 what to do next, showing the applicant's name only masked and never the phone. The officer's note and
 the specific next step are shown only after the citizen types the last 4 digits of the phone on the
-dossier. Lookups are rate-limited per chat (counted in the database, so restarts do not reset them).
+dossier.
+
+Limits (counted in the database, so restarts do not reset them and every server process shares them;
+``bot.storage.limits``): lookups per chat, per source (the platform user; on the web, the client address,
+since a page can make up new chat ids at will), per receipt number (whoever asks) and globally, plus
+unknown numbers per source (enumeration finds mostly unknown numbers). The last-4-digits check counts
+wrong answers per receipt **and source**: a stranger who guesses wrong locks only themselves out; past
+``lookup_verify_receipt_failures`` wrong answers for one receipt in an hour (from any source), that receipt
+accepts one verification attempt per ``lookup_verify_slow_seconds``: guessing slows to a crawl, the owner
+waits a minute at worst.
 
 State kept in ``Reply.state`` (the caller stores it and passes it back)::
 
@@ -21,21 +30,22 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from bot.config import Settings, get_settings
-from bot.dossier_settings import DossierSettings
-from bot.dossiers import Dossier, DossierSource, DossierSourceUnavailable, find_receipt
+from bot.config import Settings
+from bot.dossiers.receipts import find_receipt
+from bot.dossiers.sources import DossierSource, DossierSourceUnavailable
+from bot.dossiers.statuses import CLOSED_STATUSES, Dossier
 from bot.messages import Button, Incoming, Reply
-from bot.models import utcnow
-from bot.privacy import mask_name, normalize_mobile, strip_diacritics
-from bot.store import Store
+from bot.privacy import mask_name, normalize_mobile
+from bot.protocol import DOSSIER_CANCEL, DOSSIER_START, FOLLOWUP_START, ReplyKind
+from bot.storage.dossiers import Dossiers
+from bot.storage.limits import Limit, RateLimits, Refused
+from bot.storage.models import utcnow
+from indexer.diacritics import fold_words
 
 log = logging.getLogger(__name__)
 
 VN_TZ = timezone(timedelta(hours=7))
 FLOW = "dossier"
-PAYLOAD_START = "dossier:start"
-PAYLOAD_CANCEL = "dossier:cancel"
-PAYLOAD_FOLLOWUP = "followup:start"
 
 _TRIGGERS = (
     "tra cuu ho so",
@@ -64,9 +74,7 @@ _FORGOT = ("khong nho", "quen so", "khong biet", "quen roi", "doi so", "mat so")
 
 
 def _norm(text: str) -> str:
-    t = strip_diacritics(text or "").lower()
-    t = " ".join(re.findall(r"[a-z0-9]+", t))
-    return re.sub(r"\bhs\b", "ho so", t)
+    return re.sub(r"\bhs\b", "ho so", fold_words(text or ""))
 
 
 def _fmt_date(d: date | datetime | None) -> str:
@@ -81,19 +89,13 @@ def _last4(phone: str | None) -> str | None:
 class DossierLookup:
     """The lookup dialogue. ``handle`` returns None when a message is not for it."""
 
-    def __init__(
-        self,
-        source: DossierSource,
-        store: Store,
-        settings: Settings | None = None,
-        dossier_settings: DossierSettings | None = None,
-        *,
-        clock: Callable[[], datetime] | None = None,
-    ) -> None:
+    def __init__(self, source: DossierSource, dossiers: Dossiers, settings: Settings, *,
+                 clock: Callable[[], datetime] | None = None, limits: RateLimits | None = None) -> None:
         self.source = source
-        self.store = store
-        self.settings = settings or get_settings()
-        self.ds = dossier_settings or DossierSettings()
+        self.dossiers = dossiers
+        self.limits = limits or RateLimits(dossiers.db)
+        self.dept = settings.department
+        self.ds = settings.dossiers
         self._clock = clock
 
     # --- entry points -----------------------------------------------------------------------------
@@ -121,10 +123,10 @@ class DossierLookup:
         text = (incoming.text or "").strip()
         payload = incoming.payload or ""
 
-        if payload == PAYLOAD_CANCEL or (in_flow and _norm(text) in _CANCEL):
+        if payload == DOSSIER_CANCEL or (in_flow and _norm(text) in _CANCEL):
             return Reply(
                 "Dạ, mình đã dừng tra cứu hồ sơ. Anh/chị cần hỗ trợ gì thêm cứ nhắn cho mình nhé.",
-                kind="dossier",
+                kind=ReplyKind.DOSSIER,
                 state=None,
             )
         receipt = find_receipt(text, self.ds.receipt_pattern)
@@ -138,10 +140,10 @@ class DossierLookup:
             if step == "await_receipt":
                 if re.search(r"\d", text):
                     return self._reprompt_receipt(state)
-                if self.wants_lookup(text) or payload == PAYLOAD_START:
+                if self.wants_lookup(text) or payload == DOSSIER_START:
                     return self._ask_receipt()
                 return None
-        if payload == PAYLOAD_START or self.wants_lookup(text):
+        if payload == DOSSIER_START or self.wants_lookup(text):
             return self._ask_receipt()
         return None
 
@@ -151,8 +153,8 @@ class DossierLookup:
         return Reply(
             "Anh/chị vui lòng gửi số biên nhận của hồ sơ (in trên giấy biên nhận/phiếu hẹn trả kết quả, "
             f"ví dụ: {self.ds.receipt_example}). Mình sẽ tra cứu tình trạng giúp anh/chị.",
-            kind="dossier",
-            buttons=[Button("Hủy", PAYLOAD_CANCEL)],
+            kind=ReplyKind.DOSSIER,
+            buttons=[Button("Hủy", DOSSIER_CANCEL)],
             state={"flow": FLOW, "step": "await_receipt", "attempts": 0},
         )
 
@@ -161,69 +163,101 @@ class DossierLookup:
         if attempts >= 3:
             return Reply(
                 "Mình vẫn chưa nhận ra số biên nhận trong tin nhắn. Anh/chị có thể xem lại giấy biên nhận, "
-                f"hoặc liên hệ {self.settings.one_stop_office} qua đường dây nóng {self.settings.dept_hotline} "
-                f"(giờ làm việc: {self.settings.dept_hours}) để được hỗ trợ tra cứu.",
-                kind="dossier",
-                buttons=[Button("Gặp cán bộ", PAYLOAD_FOLLOWUP)],
+                f"hoặc liên hệ {self.dept.one_stop_office} qua đường dây nóng {self.dept.dept_hotline} "
+                f"(giờ làm việc: {self.dept.dept_hours}) để được hỗ trợ tra cứu.",
+                kind=ReplyKind.DOSSIER,
+                buttons=[Button("Gặp cán bộ", FOLLOWUP_START)],
                 state=None,
             )
         return Reply(
             "Mình chưa nhận ra số biên nhận trong tin nhắn. Số biên nhận có dạng như "
             f"{self.ds.receipt_example} (gồm chữ, số, dấu chấm và gạch ngang). "
             "Anh/chị vui lòng gửi lại đầy đủ số in trên giấy biên nhận.",
-            kind="dossier",
-            buttons=[Button("Hủy", PAYLOAD_CANCEL)],
+            kind=ReplyKind.DOSSIER,
+            buttons=[Button("Hủy", DOSSIER_CANCEL)],
             state={"flow": FLOW, "step": "await_receipt", "attempts": attempts},
         )
 
-    def _rate_limited(self, incoming: Incoming) -> Reply | None:
+    @staticmethod
+    def source_of(incoming: Incoming) -> str:
+        """Who is asking, for the limits: the platform user, or (web) the client address."""
+        return incoming.source or f"{incoming.channel}:{incoming.chat_id}"
+
+    def _rate_limited(self, incoming: Incoming, receipt: str | None = None) -> Reply | None:
         now = utcnow()
         limit = self.ds.lookup_limit_per_hour
-        count, oldest = self.store.lookups_since(incoming.channel, incoming.chat_id, now - timedelta(hours=1))
-        if count < limit:
+        count, oldest = self.dossiers.lookups_since(incoming.channel, incoming.chat_id, now - timedelta(hours=1))
+        if count >= limit:
+            wait = (oldest + timedelta(hours=1) - now) if oldest else timedelta(hours=1)
+            return self._limited_reply(
+                f"Anh/chị đã tra cứu {count} lần trong một giờ qua. Để bảo vệ thông tin hồ sơ của người dân, "
+                f"mỗi cuộc trò chuyện chỉ được tra cứu tối đa {limit} lần mỗi giờ.", wait)
+        if receipt is None:
             return None
-        wait = (oldest + timedelta(hours=1) - now) if oldest else timedelta(hours=1)
+        src, key, hour = self.source_of(incoming), re.sub(r"[^A-Z0-9]", "", receipt.upper()), timedelta(hours=1)
+        refused = self.limits.check([
+            Limit(f"lookup:nf:{src}", self.ds.lookup_not_found_per_source_per_hour, hour),
+        ], record=False) or self.limits.check([
+            Limit(f"lookup:src:{src}", self.ds.lookup_limit_per_source_per_hour, hour),
+            Limit(f"lookup:rcpt:{key}", self.ds.lookup_limit_per_receipt_per_hour, hour),
+            Limit("lookup:all", self.ds.lookup_limit_global_per_hour, hour),
+        ])
+        if refused is None:
+            return None
+        return self._limited_reply(self._why(refused), refused.retry_after)
+
+    @staticmethod
+    def _why(refused: Refused) -> str:
+        kind = refused.limit.key.split(":")[1]
+        if kind == "rcpt":
+            return ("Hồ sơ này đã được tra cứu quá nhiều lần trong một giờ qua. Để bảo vệ thông tin của người "
+                    "đứng tên hồ sơ, mình tạm dừng tra cứu số biên nhận này.")
+        if kind == "all":
+            return "Hệ thống tra cứu hồ sơ đang nhận quá nhiều yêu cầu."
+        return ("Có quá nhiều lượt tra cứu hồ sơ (hoặc số biên nhận không tồn tại) từ nơi anh/chị đang kết nối "
+                "trong một giờ qua. Để bảo vệ thông tin hồ sơ của người dân, mình tạm dừng tra cứu.")
+
+    def _limited_reply(self, why: str, wait: timedelta) -> Reply:
         minutes = max(1, int(wait.total_seconds() // 60) + 1)
         return Reply(
-            f"Anh/chị đã tra cứu {count} lần trong một giờ qua. Để bảo vệ thông tin hồ sơ của người dân, "
-            f"mỗi cuộc trò chuyện chỉ được tra cứu tối đa {limit} lần mỗi giờ. "
-            f"Anh/chị vui lòng thử lại sau khoảng {minutes} phút, hoặc gọi đường dây nóng "
-            f"{self.settings.dept_hotline} nếu cần gấp.",
-            kind="dossier",
+            f"{why} Anh/chị vui lòng thử lại sau khoảng {minutes} phút, hoặc gọi đường dây nóng "
+            f"{self.dept.dept_hotline} nếu cần gấp.",
+            kind=ReplyKind.DOSSIER,
             state=None,
         )
 
     def _lookup(self, incoming: Incoming, receipt: str) -> Reply:
-        limited = self._rate_limited(incoming)
+        limited = self._rate_limited(incoming, receipt)
         if limited is not None:
-            self.store.log_lookup(incoming.channel, incoming.chat_id, receipt, "rate_limited")
-            log.info("dossier lookup refused: rate limit reached for a %s chat", incoming.channel)
+            self.dossiers.log_lookup(incoming.channel, incoming.chat_id, receipt, "rate_limited")
+            log.info("dossier lookup refused: a rate limit was reached (%s)", incoming.channel)
             return limited
         try:
             dossier = self.source.get(receipt)
         except DossierSourceUnavailable as exc:
-            self.store.log_lookup(incoming.channel, incoming.chat_id, receipt, "unavailable")
+            self.dossiers.log_lookup(incoming.channel, incoming.chat_id, receipt, "unavailable")
             log.warning("dossier source unavailable (%s)", exc)
             return self._unavailable(receipt)
         if dossier is None:
-            self.store.log_lookup(incoming.channel, incoming.chat_id, receipt, "not_found")
-            log.info("dossier lookup: %s not found", receipt)
+            self.dossiers.log_lookup(incoming.channel, incoming.chat_id, receipt, "not_found")
+            self.limits.hit(f"lookup:nf:{self.source_of(incoming)}")
+            log.info("dossier lookup: receipt number not found")
             return self._not_found(receipt)
-        self.store.log_lookup(incoming.channel, incoming.chat_id, receipt, "found")
+        self.dossiers.log_lookup(incoming.channel, incoming.chat_id, receipt, "found")
         return self._summary(dossier)
 
     def _unavailable(self, receipt: str) -> Reply:
-        s = self.settings
+        s = self.dept
         return Reply(
             "Xin lỗi anh/chị, hệ thống một cửa điện tử của tỉnh đang tạm thời không phản hồi nên mình chưa "
             f"tra cứu được hồ sơ {receipt}. Anh/chị vui lòng thử lại sau ít phút, hoặc gọi đường dây nóng "
             f"{s.dept_hotline} để được hỗ trợ.",
-            kind="dossier",
+            kind=ReplyKind.DOSSIER,
             state=None,
         )
 
     def _not_found(self, receipt: str) -> Reply:
-        s = self.settings
+        s = self.dept
         return Reply(
             f"Mình chưa tìm thấy hồ sơ có số biên nhận {receipt}. Anh/chị vui lòng:\n"
             f"• Kiểm tra lại số in trên giấy biên nhận (ví dụ: {self.ds.receipt_example}), "
@@ -232,8 +266,8 @@ class DossierLookup:
             f"Nếu vẫn chưa tìm thấy, anh/chị có thể liên hệ {s.one_stop_office} ({s.dept_address}), "
             f"gọi đường dây nóng {s.dept_hotline} (giờ làm việc: {s.dept_hours}), "
             "hoặc bấm “Gặp cán bộ” để được gọi lại.",
-            kind="dossier",
-            buttons=[Button("Gặp cán bộ", PAYLOAD_FOLLOWUP)],
+            kind=ReplyKind.DOSSIER,
+            buttons=[Button("Gặp cán bộ", FOLLOWUP_START)],
             state={"flow": FLOW, "step": "await_receipt", "attempts": 0},
         )
 
@@ -242,7 +276,7 @@ class DossierLookup:
         if d.due_date is None:
             return "• Ngày hẹn trả kết quả: chưa có", None
         line = f"• Ngày hẹn trả kết quả: {_fmt_date(d.due_date)}"
-        if d.status in ("rejected", "withdrawn", "stopped", "returned", "done"):
+        if d.status in CLOSED_STATUSES:
             return line, None
         days = (d.due_date - self.today()).days
         if days > 0:
@@ -257,12 +291,16 @@ class DossierLookup:
         return f"{line} (đã quá hạn {-days} ngày)", warning
 
     def _next_step(self, d: Dossier, verified: bool) -> str:
-        s = self.settings
+        s = self.dept
         office = f"{s.one_stop_office}, {s.dept_address},"
         due = _fmt_date(d.due_date) if d.due_date else None
         match d.status:
             case "registered" | "received" | "processing":
-                when = f" Kết quả dự kiến có vào ngày {due}." if due else ""
+                if d.due_date is not None and d.due_date < self.today():
+                    when = (" Hồ sơ đã quá ngày hẹn trả; cơ quan giải quyết sẽ thông báo lý do và hẹn lại ngày "
+                            "trả kết quả.")
+                else:
+                    when = f" Kết quả dự kiến có vào ngày {due}." if due else ""
                 return f"Anh/chị chưa cần làm gì thêm; cơ quan sẽ liên hệ nếu cần bổ sung.{when}"
             case "supplement":
                 if not verified:
@@ -330,28 +368,28 @@ class DossierLookup:
                 "thoại đã khai trong hồ sơ."
             )
             state = {"flow": FLOW, "step": "await_phone4", "receipt": d.receipt}
-            buttons.append(Button("Bỏ qua", PAYLOAD_CANCEL))
+            buttons.append(Button("Bỏ qua", DOSSIER_CANCEL))
         else:
             lines.append(
-                f"Để biết thêm chi tiết, anh/chị vui lòng mang giấy biên nhận đến {self.settings.one_stop_office} "
-                f"hoặc gọi {self.settings.dept_hotline}."
+                f"Để biết thêm chi tiết, anh/chị vui lòng mang giấy biên nhận đến {self.dept.one_stop_office} "
+                f"hoặc gọi {self.dept.dept_hotline}."
             )
             state = None
         if overdue:
-            buttons.insert(0, Button("Gặp cán bộ", PAYLOAD_FOLLOWUP))
-        return Reply("\n".join(lines), kind="dossier", buttons=buttons, state=state)
+            buttons.insert(0, Button("Gặp cán bộ", FOLLOWUP_START))
+        return Reply("\n".join(lines), kind=ReplyKind.DOSSIER, buttons=buttons, state=state)
 
     def _verify(self, incoming: Incoming, state: dict[str, Any], text: str) -> Reply | None:
         receipt = str(state.get("receipt") or "")
         digits = re.sub(r"\D", "", text)
         if not digits:
             if any(w in _norm(text) for w in _FORGOT):
-                s = self.settings
+                s = self.dept
                 return Reply(
                     "Không sao ạ. Anh/chị có thể mang giấy biên nhận và căn cước công dân đến "
                     f"{s.one_stop_office} ({s.dept_address}) hoặc gọi {s.dept_hotline} "
                     "để được xem chi tiết hồ sơ.",
-                    kind="dossier",
+                    kind=ReplyKind.DOSSIER,
                     state=None,
                 )
             return None  # another question: let the rest of the assistant answer it
@@ -363,40 +401,49 @@ class DossierLookup:
         else:
             return Reply(
                 "Anh/chị vui lòng nhập đúng 4 chữ số cuối của số điện thoại đã khai trong hồ sơ (ví dụ: 5678).",
-                kind="dossier",
-                buttons=[Button("Bỏ qua", PAYLOAD_CANCEL)],
+                kind=ReplyKind.DOSSIER,
+                buttons=[Button("Bỏ qua", DOSSIER_CANCEL)],
                 state=state,
             )
         limited = self._rate_limited(incoming)
         if limited is not None:
-            self.store.log_lookup(incoming.channel, incoming.chat_id, receipt, "rate_limited")
+            self.dossiers.log_lookup(incoming.channel, incoming.chat_id, receipt, "rate_limited")
             return limited
-        now = utcnow()
-        failures, _ = self.store.lookups_since(
-            incoming.channel, incoming.chat_id, now - timedelta(hours=1), ("verify_failed",), receipt=receipt
-        )
+        now, hour = utcnow(), timedelta(hours=1)
+        key, src = re.sub(r"[^A-Z0-9]", "", receipt.upper()), self.source_of(incoming)
+        failures, _ = self.limits.count(f"verify:fail:{key}:{src}", now - hour)
         if failures >= self.ds.lookup_verify_attempts:
             return self._verify_locked()
+        receipt_failures, _ = self.limits.count(f"verify:fail:{key}", now - hour)
+        if receipt_failures >= self.ds.lookup_verify_receipt_failures:
+            # many wrong answers from many sources: one attempt per slot, never a lock-out of the owner
+            slow = self.limits.check([Limit(f"verify:try:{key}", 1,
+                                            timedelta(seconds=self.ds.lookup_verify_slow_seconds))])
+            if slow is not None:
+                return self._limited_reply(
+                    "Hồ sơ này vừa có nhiều lần xác minh chưa đúng nên mỗi lần xác minh cần cách nhau một chút.",
+                    slow.retry_after)
         try:
             d = self.source.get(receipt)
         except DossierSourceUnavailable:
-            self.store.log_lookup(incoming.channel, incoming.chat_id, receipt, "unavailable")
+            self.dossiers.log_lookup(incoming.channel, incoming.chat_id, receipt, "unavailable")
             return self._unavailable(receipt)
         expected = _last4(d.applicant_phone) if d else None
         if d is None or expected is None:
             return Reply(
                 "Xin lỗi anh/chị, mình không xác minh được hồ sơ này lúc này. Anh/chị vui lòng liên hệ "
-                f"{self.settings.one_stop_office} hoặc gọi {self.settings.dept_hotline}.",
-                kind="dossier",
+                f"{self.dept.one_stop_office} hoặc gọi {self.dept.dept_hotline}.",
+                kind=ReplyKind.DOSSIER,
                 state=None,
             )
         if hmac.compare_digest(given, expected):
-            self.store.log_lookup(incoming.channel, incoming.chat_id, receipt, "verified")
+            self.dossiers.log_lookup(incoming.channel, incoming.chat_id, receipt, "verified")
             lines = [f"Cảm ơn anh/chị đã xác minh. Chi tiết hồ sơ số {d.receipt}:", *self._body(d, verified=True)]
             _, overdue = self._due_line(d)
-            buttons = [Button("Gặp cán bộ", PAYLOAD_FOLLOWUP)] if overdue else []
-            return Reply("\n".join(lines), kind="dossier", buttons=buttons, state=None)
-        self.store.log_lookup(incoming.channel, incoming.chat_id, receipt, "verify_failed")
+            buttons = [Button("Gặp cán bộ", FOLLOWUP_START)] if overdue else []
+            return Reply("\n".join(lines), kind=ReplyKind.DOSSIER, buttons=buttons, state=None)
+        self.dossiers.log_lookup(incoming.channel, incoming.chat_id, receipt, "verify_failed")
+        self.limits.hit(f"verify:fail:{key}:{src}", f"verify:fail:{key}")
         failures += 1
         left = self.ds.lookup_verify_attempts - failures
         if left <= 0:
@@ -404,17 +451,17 @@ class DossierLookup:
         return Reply(
             "4 số cuối chưa khớp với số điện thoại đã khai trong hồ sơ. "
             f"Anh/chị vui lòng kiểm tra và nhập lại (còn {left} lần thử).",
-            kind="dossier",
-            buttons=[Button("Bỏ qua", PAYLOAD_CANCEL)],
+            kind=ReplyKind.DOSSIER,
+            buttons=[Button("Bỏ qua", DOSSIER_CANCEL)],
             state=state,
         )
 
     def _verify_locked(self) -> Reply:
-        s = self.settings
+        s = self.dept
         return Reply(
             "Thông tin xác minh chưa khớp nhiều lần nên, để bảo vệ hồ sơ, mình tạm dừng xác minh hồ sơ này "
-            "trong một giờ. Anh/chị có thể mang giấy biên nhận và căn cước công dân đến "
+            "từ cuộc trò chuyện này trong một giờ. Anh/chị có thể mang giấy biên nhận và căn cước công dân đến "
             f"{s.one_stop_office} ({s.dept_address}) hoặc gọi {s.dept_hotline} để được hỗ trợ.",
-            kind="dossier",
+            kind=ReplyKind.DOSSIER,
             state=None,
         )

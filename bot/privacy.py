@@ -14,7 +14,6 @@ __all__ = [
     "mask_text",
     "normalize_mobile",
     "is_vn_mobile",
-    "strip_diacritics",
 ]
 
 # Vietnamese mobile prefixes after the 2018 renumbering: 03x, 05x, 07x, 08x, 09x.
@@ -22,17 +21,11 @@ _MOBILE_RE = re.compile(r"^0(?:3[2-9]|5[25689]|7[06-9]|8[1-9]|9\d)\d{7}$")
 _SEPARATORS_RE = re.compile(r"[\s.\-–—()]")
 
 # Anything that looks like a phone number in free text: +84 / 84 / 0 then 8-10 more digits, with the
-# spaces, dots and dashes people put between groups.
-_PHONE_IN_TEXT_RE = re.compile(r"(?<![\d])(?:\+\s?84|84|0)(?:[\s.\-]?\d){8,10}(?![\d])")
-# National ID numbers: the old 9-digit CMND and the 12-digit CCCD.
-_ID_IN_TEXT_RE = re.compile(r"(?<![\d.\-])(?:\d{12}|\d{9})(?![\d])")
-
-
-def strip_diacritics(text: str) -> str:
-    """``"Số biên nhận"`` -> ``"So bien nhan"`` (đ/Đ become d/D)."""
-    decomposed = unicodedata.normalize("NFD", text)
-    out = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
-    return out.replace("đ", "d").replace("Đ", "D")
+# spaces, dots and dashes people put between groups; not after "<digit>-", as inside a dated name
+# such as an index version ("20261130-063828-226").
+_PHONE_IN_TEXT_RE = re.compile(r"(?<![\d])(?<!\d-)(?:\+\s?84|84|0)(?:[\s.\-]?\d){8,10}(?![\d])")
+# National ID numbers: the old 9-digit CMND and the 12-digit CCCD, also typed in groups ("034 092 001 234").
+_ID_IN_TEXT_RE = re.compile(r"(?<![\d.\-])(?:\d{12}|\d{9}|\d{3}(?:[ .]\d{3}){3}|\d{4}(?:[ .]\d{4}){2})(?![\d])")
 
 
 def mask_name(name: str | None) -> str:
@@ -91,8 +84,13 @@ def mask_text(text: str) -> str:
     """Mask every phone-like number and 9/12-digit ID number in free text."""
     if not text:
         return text
-    text = _PHONE_IN_TEXT_RE.sub(lambda m: mask_phone(m.group(0)), text)
-    return _ID_IN_TEXT_RE.sub(lambda m: m.group(0)[:2] + "*" * (len(m.group(0)) - 4) + m.group(0)[-2:], text)
+    text = _ID_IN_TEXT_RE.sub(lambda m: _mask_id(m.group(0)), text)
+    return _PHONE_IN_TEXT_RE.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+def _mask_id(raw: str) -> str:
+    digits = re.sub(r"\D", "", raw)
+    return digits[:2] + "*" * (len(digits) - 4) + digits[-2:]
 
 
 _FORMATTER = logging.Formatter()

@@ -6,8 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from indexer import yamlio
 from indexer.diacritics import fold
 
 _NOISE = re.compile(r"[^\w\s]", re.UNICODE)
@@ -28,7 +27,7 @@ class SmallTalk:
     def load(cls, path: Path) -> SmallTalk:
         if not path.exists():
             return cls([])
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yamlio.safe_load(path.read_text(encoding="utf-8")) or {}
         intents = [
             Intent(i["id"], tuple(re.compile(rf"^(?:{p})$") for p in i["patterns"]), i["reply"].strip())
             for i in data.get("intents", [])

@@ -9,12 +9,19 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import Settings
+from handlers.cli_common import actor as _actor
+from handlers.cli_common import say as _say
+from handlers.cli_common import settings as _settings
+from handlers.cli_db import db_app, dossiers_app
+from handlers.cli_documents import documents_app, eval_docs, search
+from handlers.cli_policy import policy_app
 from handlers.cli_serve import serve
 from handlers.cli_telegram import telegram_app
 from handlers.cli_users import users_app
@@ -26,27 +33,21 @@ app.add_typer(index_app, name="index")
 app.add_typer(knowledge_app, name="knowledge")
 app.add_typer(telegram_app, name="telegram")
 app.add_typer(users_app, name="users")
+app.add_typer(db_app, name="db")
+app.add_typer(dossiers_app, name="dossiers")
+app.add_typer(policy_app, name="policy")
+app.add_typer(documents_app, name="documents")
 app.command()(serve)
-
-try:  # storage commands (db upgrade, dossiers import) live in their own module
-    from handlers.cli_db import db_app, dossiers_app
-
-    app.add_typer(db_app, name="db")
-    app.add_typer(dossiers_app, name="dossiers")
-except ImportError:  # pragma: no cover - only while the storage module is absent
-    pass
+app.command("search")(search)
+app.command("eval-docs")(eval_docs)
 
 
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+def _admin(settings: Settings, progress: Any = None) -> Any:
+    """The knowledge administration, the same service the console uses."""
+    from bot.embedder import settings_embedder
+    from bot.knowledge_admin import KnowledgeAdmin
 
-
-def _say(msg: str) -> None:
-    typer.echo(msg, err=True)
+    return KnowledgeAdmin(settings, settings_embedder(settings, progress=progress))
 
 
 def _assistant(settings: Settings) -> Any:
@@ -65,10 +66,8 @@ def knowledge_check(
     knowledge: Path = typer.Option(None, help="Knowledge directory (default: LDTBXH_KNOWLEDGE_DIR)."),
 ) -> None:
     """Validate every knowledge file; print each error as file:line: message."""
-    from indexer.knowledge import load_knowledge
-
     settings = _settings()
-    kb = load_knowledge(knowledge or settings.knowledge_dir)
+    kb = _admin(settings).validate(knowledge)
     for err in kb.errors:
         typer.echo(str(err))
     topics = {e.topic for e in kb.entries}
@@ -89,12 +88,10 @@ def index_build(
     """Validate the knowledge base and build a new index version, then switch to it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from indexer.embed import make_embedder
-    from indexer.index import KnowledgeInvalid, build_index
+    from bot.knowledge_admin import KnowledgeInvalid
 
     settings = _settings()
-    embedder = make_embedder(settings.embedding_model, settings.embedding_backend, settings.models_dir,
-                             progress=_say)
+    admin = _admin(settings, progress=_say)
     labels = {"text": "Xử lý văn bản", "embed": "Tính vector"}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   transient=False, console=None) as bar:
@@ -106,11 +103,7 @@ def index_build(
             bar.update(tasks[stage], completed=done, total=max(total, 1))
 
         try:
-            m = build_index(knowledge or settings.knowledge_dir, settings.index_root, embedder,
-                            query_prefix=settings.query_prefix, passage_prefix=settings.passage_prefix,
-                            segmented_for_model=settings.model_wants_segmented,
-                            ann_threshold=settings.ann_threshold, progress=progress,
-                            publish_now=not no_publish)
+            m = admin.build(actor=_actor(), activate=not no_publish, progress=progress, knowledge_dir=knowledge)
         except KnowledgeInvalid as exc:
             bar.stop()
             for err in exc.errors:
@@ -120,16 +113,23 @@ def index_build(
     state = "built" if no_publish else "built and published"
     typer.echo(f"Index {m.version} {state}: {m.entries} entries, {m.units} passages, model {m.model} "
                f"(dim {m.dim}, {m.ann}), {m.reused_vectors} vectors reused, {m.build_seconds}s")
+    from indexer.index import version_path
+
+    policy_file = version_path(settings.index_root, m.version) / "policy.json"
+    if policy_file.exists():
+        fitted_model = json.loads(policy_file.read_text(encoding="utf-8")).get("fitted", {}).get("model")
+        if fitted_model and fitted_model != m.model:
+            typer.echo(f"Warning: the answer policy was fitted with {fitted_model}, this index embeds with {m.model}: "
+                       "its thresholds may not hold; run `ldtbxh policy fit tests/data/dev-v2.jsonl` and build "
+                       "again.", err=True)
 
 
 @index_app.command("list")
 def index_list() -> None:
-    """List the index versions; the current one is marked with *."""
-    from indexer.index import current_version, list_versions
-
-    settings = _settings()
-    cur = current_version(settings.index_root)
-    versions = list_versions(settings.index_root)
+    """List the index versions; the active one is marked with *."""
+    admin = _admin(_settings())
+    cur = admin.active()
+    versions = admin.versions()
     if not versions:
         typer.echo("No index yet: run `ldtbxh index build`.")
     for m in versions:
@@ -140,11 +140,11 @@ def index_list() -> None:
 @index_app.command("use")
 def index_use(version: str) -> None:
     """Switch to an existing index version (running servers pick it up on their next reload)."""
-    from indexer.index import IndexError_, publish
+    from bot.knowledge_admin import IndexMissing
 
     try:
-        publish(_settings().index_root, version)
-    except IndexError_ as exc:
+        _admin(_settings()).switch(version, actor=_actor())
+    except IndexMissing as exc:
         typer.echo(f"Lỗi: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"Current index: {version}")
@@ -152,12 +152,12 @@ def index_use(version: str) -> None:
 
 @index_app.command("rollback")
 def index_rollback() -> None:
-    """Switch back to the version built before the current one."""
-    from indexer.index import IndexError_, rollback
+    """Switch back to the version built before the active one."""
+    from bot.knowledge_admin import IndexMissing
 
     try:
-        prev = rollback(_settings().index_root)
-    except IndexError_ as exc:
+        prev = _admin(_settings()).rollback(actor=_actor())
+    except IndexMissing as exc:
         typer.echo(f"Lỗi: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"Rolled back to {prev}")
@@ -165,22 +165,21 @@ def index_rollback() -> None:
 
 def _reply_json(question: str, r: Any) -> dict[str, Any]:
     return {
-        "q": question, "kind": r.kind, "topic": r.topic, "entry_id": r.entry_id,
-        "score": r.score, "candidates": r.candidates, "text": r.text,
+        "q": question, "kind": str(r.kind), "topic": r.topic, "entry_id": r.entry_id,
+        "score": r.score, "candidates": r.candidates, "citations": r.citations, "text": r.text,
         "buttons": [b.label for b in r.buttons],
     }
 
 
 def _dialogue(settings: Settings) -> Any:
-    from bot.db import SchemaBehindError
     from bot.dialogue import Dialogue
     from bot.runtime import AssistantHolder
-    from bot.store import Store
+    from bot.storage import SchemaBehindError, Storage
     from indexer.index import IndexError_
 
     try:
-        store = Store(settings)
-        holder = AssistantHolder(settings, active_version=store.active_kb_version)
+        store = Storage(settings)
+        holder = AssistantHolder(settings)
         holder.check_reload()
     except (SchemaBehindError, IndexError_) as exc:
         typer.echo(f"Lỗi: {exc}", err=True)
@@ -194,8 +193,10 @@ def _dialogue(settings: Settings) -> Any:
 def ask(
     question: str = typer.Argument(None, help="The question, in Vietnamese, with or without diacritics."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the reply text."),
-    jsonl: bool = typer.Option(False, "--jsonl", help="Read one question per line on stdin; print JSON lines."),
-    chat: str = typer.Option("cli", help="Chat id, so that a conversation (lookup, follow-up) can continue."),
+    jsonl: bool = typer.Option(False, "--jsonl", help="Read one question per line on stdin; print JSON lines. "
+                                                       "Each line is its own conversation unless --chat is given."),
+    chat: str = typer.Option(None, help="Chat id, so that a conversation (lookup, follow-up) continues across "
+                                        "questions and runs (default: 'cli'; with --jsonl: a new chat per line)."),
 ) -> None:
     """Ask the assistant a question and print the reply as a citizen would see it.
 
@@ -207,19 +208,21 @@ def ask(
     settings = _settings()
     dialogue = _dialogue(settings)
 
-    def run(q: str) -> Any:
-        return dialogue.handle(Incoming("cli", chat, text=q))[-1]
+    def run(q: str, chat_id: str) -> Any:
+        return dialogue.handle(Incoming("cli", chat_id, text=q))[-1]
 
     if jsonl:
-        for line in sys.stdin:
+        batch = uuid.uuid4().hex[:12]
+        for n, line in enumerate(sys.stdin, 1):
             q = line.strip()
             if q:
-                typer.echo(json.dumps(_reply_json(q, run(q)), ensure_ascii=False))
+                reply = run(q, chat or f"cli-{batch}-{n}")
+                typer.echo(json.dumps(_reply_json(q, reply), ensure_ascii=False))
         return
     if not question:
         typer.echo("Hãy nhập câu hỏi, ví dụ: ldtbxh ask \"trợ cấp thất nghiệp được bao nhiêu\"", err=True)
         raise typer.Exit(2)
-    reply = run(question)
+    reply = run(question, chat or "cli")
     if as_json:
         typer.echo(json.dumps(_reply_json(question, reply), ensure_ascii=False, indent=2))
         return
@@ -235,13 +238,18 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     show_errors: bool = typer.Option(False, "--errors", help="Also list every question handled wrongly."),
 ) -> None:
-    """Measure top-1, recall@3, MRR, declined out-of-scope, confident wrong answers and latency."""
+    """Measure the replies as citizens see them: top-1, recall@3, declined, confident wrong answers...
+
+    Run on the questions the policy was fitted on, these are fitted figures, not held-out ones:
+    `ldtbxh policy fit` prints the cross-validated figures.
+    """
     from bot.evaluation import evaluate_file, format_report, mistakes
 
     settings = _settings()
     assistant = _assistant(settings)
     assistant.warm_up()
-    m, rows = evaluate_file(assistant, file)
+    covered = {e["topic"] for e in assistant.retriever.index.entries.values()}
+    m, rows = evaluate_file(assistant.ask, file, covered)
     if as_json:
         typer.echo(json.dumps(m, ensure_ascii=False, indent=2))
     else:

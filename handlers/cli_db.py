@@ -2,49 +2,25 @@
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 
 import typer
 
-from bot.config import ConfigError, Settings, load_settings
-from bot.db import SchemaBehindError, current_revision, head_revision, make_engine, upgrade
-from bot.dossiers import DossierImportError, import_dossiers, receipt_key
+from bot.dossiers.importer import import_dossiers
+from bot.dossiers.readers import DossierImportError
+from bot.dossiers.receipts import receipt_key
 from bot.privacy import mask_phone
-from bot.store import Store
+from bot.storage.engine import current_revision, head_revision, make_engine, upgrade
+from handlers.cli_common import actor, settings, storage
 
 db_app = typer.Typer(help="Cơ sở dữ liệu: khởi tạo và nâng cấp (database schema).", no_args_is_help=True)
 dossiers_app = typer.Typer(help="Hồ sơ một cửa: nhập tệp xuất và tra cứu (dossiers).", no_args_is_help=True)
 
 
-def _actor() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "cli"
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
-
-
-def _store() -> Store:
-    try:
-        return Store(_settings())
-    except SchemaBehindError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(3) from None
-
-
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head", help="Phiên bản đích (mặc định: mới nhất).")) -> None:
     """Apply the migrations (creates the database on first use)."""
-    settings = _settings()
-    engine = make_engine(settings)
+    engine = make_engine(settings())
     before = current_revision(engine)
     after = upgrade(engine, revision)
     where = engine.url.render_as_string(hide_password=True)
@@ -58,8 +34,7 @@ def db_upgrade(revision: str = typer.Argument("head", help="Phiên bản đích 
 @db_app.command("current")
 def db_current() -> None:
     """Show the schema version of the database and the newest one this program knows."""
-    settings = _settings()
-    engine = make_engine(settings)
+    engine = make_engine(settings())
     cur = current_revision(engine)
     head = head_revision()
     where = engine.url.render_as_string(hide_password=True)
@@ -76,19 +51,15 @@ def dossiers_import(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="Tệp .csv hoặc .xlsx"),
 ) -> None:
     """Import a one-stop export (CSV or XLSX); prints a report with the bad rows."""
-    store = _store()
+    store = storage()
     try:
-        report = import_dossiers(store, file, actor=_actor())
+        report = import_dossiers(store.dossiers, file, actor=actor())
     except DossierImportError as exc:
         typer.echo(f"Không nhập được tệp {file.name}: {exc}", err=True)
         raise typer.Exit(1) from None
-    store.audit(
-        _actor(),
-        "dossiers.import",
-        "file",
-        file.name,
-        {"rows": report.rows_total, "inserted": report.inserted, "updated": report.updated, "failed": report.failed},
-    )
+    store.audit.log(actor(), "dossiers.import", "file", file.name,
+                    {"rows": report.rows_total, "inserted": report.inserted, "updated": report.updated,
+                     "failed": report.failed})
     typer.echo(report.format())
     store.close()
     if report.failed and not report.imported:
@@ -101,13 +72,9 @@ def dossiers_show(
     show_phone: bool = typer.Option(False, "--show-phone", help="Hiện đầy đủ số điện thoại (được ghi nhật ký)."),
 ) -> None:
     """Show a dossier and its history (for officers; the access is recorded in the audit log)."""
-    from sqlalchemy import select
-
-    from bot.models import Dossier
-
-    store = _store()
-    with store.session() as s:
-        d = s.scalar(select(Dossier).where(Dossier.receipt_key == receipt_key(receipt)))
+    store = storage()
+    try:
+        d = store.dossiers.get(receipt_key(receipt))
         if d is None:
             typer.echo(f"Không có hồ sơ số {receipt}.", err=True)
             raise typer.Exit(1)
@@ -122,13 +89,13 @@ def dossiers_show(
             f"Ghi chú:        {d.note or '-'}",
             f"Cập nhật:       {d.source_updated_at:%d/%m/%Y %H:%M}" if d.source_updated_at else "Cập nhật:       -",
         ]
-        receipt_shown, key = d.receipt, d.receipt_key
-    store.audit(_actor(), "dossiers.show", "dossier", receipt_shown, {"show_phone": show_phone})
-    typer.echo("\n".join(lines))
-    history = store.dossier_history(key)
-    if history:
-        typer.echo("Lịch sử:")
-        for h in history:
-            when = h.changed_at or h.recorded_at
-            typer.echo(f"  {when:%d/%m/%Y %H:%M}  {h.status_label}" + (f" — {h.note}" if h.note else ""))
-    store.close()
+        store.audit.log(actor(), "dossiers.show", "dossier", d.receipt, {"show_phone": show_phone})
+        typer.echo("\n".join(lines))
+        history = store.dossiers.history(d.receipt_key)
+        if history:
+            typer.echo("Lịch sử:")
+            for h in history:
+                when = h.changed_at or h.recorded_at
+                typer.echo(f"  {when:%d/%m/%Y %H:%M}  {h.status_label}" + (f" — {h.note}" if h.note else ""))
+    finally:
+        store.close()

@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import typer
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import Settings
+from handlers.cli_common import settings as load
 
 
 def preflight(settings: Settings) -> str:
     """Refuse to start on a schema that is behind or without an index; returns the index version."""
-    from bot.db import SchemaBehindError
-    from bot.store import Store
+    from bot.storage import SchemaBehindError, Storage
     from indexer.index import current_version, list_versions
 
     try:
-        store = Store(settings)
+        Storage(settings).close()
     except SchemaBehindError as exc:
         raise RuntimeError(f"{exc}\nChạy trước: ldtbxh db upgrade") from None
     except Exception as exc:  # e.g. PostgreSQL unreachable
         raise RuntimeError(f"Không kết nối được cơ sở dữ liệu (database unreachable): {exc}") from None
-    try:
-        version = store.active_kb_version() or current_version(settings.index_root)
-    finally:
-        store.close()
+    version = current_version(settings.index_root)
     if not version:
         raise RuntimeError(f"Chưa có chỉ mục tri thức trong {settings.index_root} (no index yet).\n"
                            "Chạy trước: ldtbxh index build")
@@ -46,14 +43,9 @@ def serve(
 
     import uvicorn
 
-    from handlers.app import load_serve_options, setup_logging
+    from handlers.server import setup_logging
 
-    try:
-        settings = load_settings()
-        load_serve_options()
-    except ConfigError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+    settings = load()
     level = getattr(logging, log_level.upper(), None)
     if not isinstance(level, int):
         typer.echo(f"--log-level: unknown level {log_level!r}", err=True)
@@ -66,8 +58,8 @@ def serve(
         typer.echo(f"Không thể khởi động (cannot start): {exc}", err=True)
         raise typer.Exit(3) from None
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    typer.echo(f"Trợ lý ảo {settings.dept_name}: chỉ mục {version}; "
+    typer.echo(f"Trợ lý ảo {settings.department.dept_name}: chỉ mục {version}; "
                f"web chat http://{shown}:{port}/ , health http://{shown}:{port}/healthz", err=True)
-    uvicorn.run("handlers.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+    uvicorn.run("handlers.server:app_from_env", factory=True, host=host, port=port, workers=workers,
                 reload=False, log_config=None, log_level=log_level.lower(), proxy_headers=True,
                 forwarded_allow_ips=forwarded_allow_ips, access_log=False)

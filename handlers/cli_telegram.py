@@ -6,12 +6,16 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
+from handlers.cli_common import settings as load
+
 if TYPE_CHECKING:  # the channel module (telegram, fastapi) is imported only when a command runs
-    from handlers.telegram import TelegramChannel, TelegramSettings
+    from bot.config import Settings, TelegramSettings
+    from bot.storage.outbox import OutboxQueue
+    from handlers.telegram import TelegramChannel
 
 log = logging.getLogger(__name__)
 
@@ -21,19 +25,8 @@ telegram_app = typer.Typer(
 )
 
 
-def _tg_settings(**overrides: Any) -> TelegramSettings:
-    from pydantic import ValidationError
-
-    from handlers.telegram import TelegramSettings
-
-    try:
-        tg = TelegramSettings(**overrides)
-    except ValidationError as exc:
-        typer.echo("Cấu hình Telegram không hợp lệ (invalid configuration):", err=True)
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            typer.echo(f"  LDTBXH_TELEGRAM_{loc.upper()}: {err['msg']}", err=True)
-        raise typer.Exit(2) from None
+def _tg_settings(settings: Settings | None = None) -> TelegramSettings:
+    tg = (settings or load()).telegram
     if not tg.enabled:
         typer.echo("LDTBXH_TELEGRAM_TOKEN is not set (create a bot with @BotFather and put its token there).",
                    err=True)
@@ -41,37 +34,26 @@ def _tg_settings(**overrides: Any) -> TelegramSettings:
     return tg
 
 
-async def drain_outbox(channel: TelegramChannel, *, max_attempts: int = 5) -> int:
-    """Send the due outbox messages of the Telegram channel once (officer replies); returns how many went."""
-    store = channel.store
-    if store is None:
-        return 0
-    sent = 0
-    for msg in await asyncio.to_thread(store.due_outbox, channel.name):
-        try:
-            await channel.send(msg.chat_id, msg.text, list(msg.buttons))
-        except Exception as exc:
-            status = await asyncio.to_thread(store.mark_outbox_failed, msg.id, f"{type(exc).__name__}: {exc}",
-                                             max_attempts=max_attempts)
-            log.warning("telegram outbox %d: delivery failed (%s), now %s", msg.id, type(exc).__name__, status)
-        else:
-            await asyncio.to_thread(store.mark_outbox_sent, msg.id)
-            sent += 1
-    return sent
+async def run_polling(channel: TelegramChannel, outbox: OutboxQueue, stop: asyncio.Event, *,
+                      outbox_every: float = 10.0, max_attempts: int = 60, inbox_every: float = 1.0) -> None:
+    """Start ``channel`` (polling): its updates are stored in the inbox and answered by an inbox worker;
+    the outbox is delivered every ``outbox_every`` s (0: only the answers, at once) until ``stop``."""
+    from handlers.inbox import InboxWorker
+    from handlers.outbox import OutboxDeliverer
 
-
-async def run_polling(channel: TelegramChannel, stop: asyncio.Event, *, outbox_every: float = 10.0) -> None:
-    """Start ``channel`` (polling), deliver the outbox every ``outbox_every`` s (0: never) until ``stop``."""
+    deliverer = OutboxDeliverer(outbox, {channel.name: channel}, max_attempts=max_attempts)
+    worker = InboxWorker(channel.dialogue.store.inbox, channel.dialogue, {channel.name: channel}, deliverer)
+    channel.attach(worker.wake)
     await channel.start()
     try:
-        while not stop.is_set():
-            if outbox_every > 0:
-                try:
-                    await drain_outbox(channel)
-                except Exception:
-                    log.exception("telegram outbox delivery failed")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=outbox_every if outbox_every > 0 else None)
+        tasks = [asyncio.create_task(worker.run(inbox_every, stop))]
+        if outbox_every > 0:
+            tasks.append(asyncio.create_task(deliverer.run(outbox_every, stop)))
+        await stop.wait()
+        await asyncio.wait(tasks, timeout=10)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         await channel.stop()
 
@@ -81,30 +63,25 @@ def poll(
     outbox_every: float = typer.Option(10.0, help="Deliver officers' replies every N seconds (0: never)."),
 ) -> None:
     """Answer citizens on Telegram by long polling until Ctrl-C (removes a registered webhook)."""
-    from bot.config import ConfigError, load_settings
     from bot.dialogue import Dialogue
     from bot.privacy import install_log_filter
-    from bot.store import Store
+    from bot.storage import Storage
     from handlers.telegram import TelegramChannel
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     install_log_filter()
-    tg = _tg_settings(mode="polling")
+    settings = load()
+    tg = _tg_settings(settings).model_copy(update={"mode": "polling"})
     try:
-        settings = load_settings()
-    except ConfigError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
-    try:
-        store = Store(settings)
+        store = Storage(settings)
         dialogue = Dialogue.from_settings(settings, store=store)
         dialogue.holder.current  # noqa: B018 - load the index now, not on the first message
     except Exception as exc:
         typer.echo(f"Lỗi: {exc}", err=True)
         raise typer.Exit(1) from None
-    channel = TelegramChannel(tg, dialogue, store)
+    channel = TelegramChannel(tg, dialogue)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -112,7 +89,8 @@ def poll(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        await run_polling(channel, stop, outbox_every=outbox_every)
+        await run_polling(channel, store.outbox, stop, outbox_every=outbox_every,
+                          max_attempts=settings.serve.outbox_max_attempts)
 
     typer.echo("Telegram: polling; Ctrl-C to stop.", err=True)
     try:
@@ -152,9 +130,11 @@ def set_webhook(
     """Register <url>/telegram/webhook with Telegram, with the secret token the server checks."""
     from telegram.error import TelegramError
 
+    from handlers.telegram import webhook_endpoint
+
     tg = _tg_settings()
     try:
-        endpoint = tg.webhook_endpoint(url)
+        endpoint = webhook_endpoint(tg, url)
     except ValueError as exc:
         typer.echo(f"Lỗi: {exc}", err=True)
         raise typer.Exit(2) from None

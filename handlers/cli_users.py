@@ -3,42 +3,19 @@
 
 from __future__ import annotations
 
-import getpass
-
 import typer
-from sqlalchemy.exc import IntegrityError
 
-from bot.config import ConfigError, get_settings
-from bot.db import SchemaBehindError
-from bot.store import Store
+from bot.storage import AlreadyExists
+from handlers.cli_common import actor as _actor
+from handlers.cli_common import settings, storage
 
 users_app = typer.Typer(help="Tài khoản bảng điều khiển: cán bộ và quản trị viên (console users).",
                         no_args_is_help=True)
 
 
-def _actor() -> str:
-    try:
-        return "cli:" + getpass.getuser()
-    except Exception:
-        return "cli"
-
-
-def _store() -> Store:
-    try:
-        return Store(get_settings())
-    except ConfigError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
-    except SchemaBehindError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(3) from None
-
-
-def _ask_password() -> str:
-    from handlers.console.config import ConsoleOptions
+def _ask_password(min_len: int) -> str:
     from handlers.console.security import password_problem
 
-    min_len = ConsoleOptions().min_password_length
     for _ in range(3):
         pw = typer.prompt("Mật khẩu (password)", hide_input=True, confirmation_prompt="Nhập lại mật khẩu (repeat)")
         problem = password_problem(pw, min_len)
@@ -63,15 +40,16 @@ def users_add(
     if not username or len(username) > 64:
         typer.echo("Tên đăng nhập không hợp lệ (1–64 ký tự).", err=True)
         raise typer.Exit(2)
-    store = _store()
+    config = settings()
+    store = storage(config)
     try:
-        if store.get_user(username) is not None:
+        if store.users.get(username) is not None:
             typer.echo(f"Tài khoản {username} đã có; dùng `ldtbxh users reset-password {username}`.", err=True)
             raise typer.Exit(1)
-        password = _ask_password()
+        password = _ask_password(config.console.min_password_length)
         try:
-            store.add_user(username, hash_password(password), role, actor=_actor())
-        except IntegrityError:
+            store.users.add(username, hash_password(password), role, actor=_actor())
+        except AlreadyExists:
             typer.echo(f"Tài khoản {username} đã có.", err=True)
             raise typer.Exit(1) from None
         typer.echo(f"Đã tạo tài khoản {username} ({role}). Đăng nhập tại /console.")
@@ -84,12 +62,13 @@ def users_reset_password(username: str = typer.Argument(..., help="Tên đăng n
     """Set a new password (asked twice); the user's open sessions end."""
     from handlers.console.security import set_password
 
-    store = _store()
+    config = settings()
+    store = storage(config)
     try:
-        if store.get_user(username) is None:
+        if store.users.get(username) is None:
             typer.echo(f"Không có tài khoản {username}.", err=True)
             raise typer.Exit(1)
-        set_password(store, username, _ask_password(), actor=_actor())
+        set_password(store.users, username, _ask_password(config.console.min_password_length), actor=_actor())
         typer.echo(f"Đã đặt lại mật khẩu cho {username}.")
     finally:
         store.close()
@@ -98,11 +77,9 @@ def users_reset_password(username: str = typer.Argument(..., help="Tên đăng n
 @users_app.command("list")
 def users_list() -> None:
     """List the accounts with their role and whether they are active."""
-    from handlers.console.security import list_users
-
-    store = _store()
+    store = storage()
     try:
-        for u in list_users(store):
+        for u in store.users.all():
             typer.echo(f"{u.username}\t{u.role}\t{'active' if u.active else 'disabled'}")
     finally:
         store.close()
@@ -111,15 +88,12 @@ def users_list() -> None:
 @users_app.command("disable")
 def users_disable(username: str = typer.Argument(...)) -> None:
     """Lock an account (and end its sessions)."""
-    from handlers.console.security import end_user_sessions
-
-    store = _store()
+    store = storage()
     try:
-        if store.get_user(username) is None:
+        if store.users.get(username) is None:
             typer.echo(f"Không có tài khoản {username}.", err=True)
             raise typer.Exit(1)
-        store.set_user_active(username, False, actor=_actor())
-        end_user_sessions(store, username)
+        store.users.set_active(username, False, actor=_actor())
         typer.echo(f"Đã khóa {username}.")
     finally:
         store.close()
@@ -128,12 +102,12 @@ def users_disable(username: str = typer.Argument(...)) -> None:
 @users_app.command("enable")
 def users_enable(username: str = typer.Argument(...)) -> None:
     """Unlock an account."""
-    store = _store()
+    store = storage()
     try:
-        if store.get_user(username) is None:
+        if store.users.get(username) is None:
             typer.echo(f"Không có tài khoản {username}.", err=True)
             raise typer.Exit(1)
-        store.set_user_active(username, True, actor=_actor())
+        store.users.set_active(username, True, actor=_actor())
         typer.echo(f"Đã mở khóa {username}.")
     finally:
         store.close()

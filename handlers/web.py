@@ -2,45 +2,69 @@
 
 API (channel ``web``; the page keeps an anonymous random chat id in localStorage):
 
-    POST /api/chat  {"chat_id": "...", "text": "câu hỏi"}      a question
-                    {"chat_id": "...", "payload": "fb:1"}       a button that was pressed
+    POST /api/chat  {"chat_id": "...", "message_id": "<uuid>", "text": "câu hỏi"}      a question
+                    {"chat_id": "...", "payload": "fb:1", "label": "👍 Hữu ích"}   a button that was pressed
                     {"chat_id": "...", "media": "image"}        something that is not text
       -> 200 {"replies": [{"text", "kind", "buttons": [{"label", "payload"}]}]}
+      ``message_id`` (optional, the page always sends one): the idempotency key; the message is stored in
+      the inbox before it is answered, and a retry with the same id gets the stored answer (never a
+      second one). 503 (with a "Thử lại" message) when the database cannot store it. ``client_id`` is
+      accepted as another name for it.
       -> 400 malformed JSON / fields, 413 body too large, 429 too many messages from this address;
          errors are {"error": message, "replies": [{"text": message, "kind": "error", "buttons": []}]}
     GET /api/chat/{chat_id}/messages
-      -> {"messages": [{"text", "kind": "officer", "buttons"}]}: officers' messages queued in the outbox
-         for this chat (marked sent once returned).
+      -> {"messages": [{"id", "text", "kind": "officer", "buttons"}]}: officers' messages waiting in the
+         outbox for this chat (reading them changes nothing)
+    GET /api/chat/{chat_id}/history
+      -> {"messages": [{"role": "user"|"bot"|"officer", "text", "kind", "buttons", "payload"}]}: the
+         conversation kept on the server (chat ids of at least 22 characters, i.e. 128 random bits, as the page
+         makes them; ``serve.web_history_days`` days), so a reload restores it; 429 beyond
+         ``serve.web_restore_per_minute`` per address
+    POST /api/chat/{chat_id}/messages/ack  {"ids": [...]}
+      -> {"acknowledged": n}: the page has shown these messages; they are marked delivered
 """
 
 from __future__ import annotations
 
-import html
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
 import json
 import logging
 import re
 import threading
 import time
+import uuid
 from collections import deque
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
-from sqlalchemy import select, update
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bot.config import Settings
+from bot.config import ServeSettings, Settings
 from bot.dialogue import Dialogue
-from bot.messages import Incoming, Reply
-from bot.models import Outbox, utcnow
-from bot.store import Store
+from bot.messages import Incoming, Reply, clean_json, clean_text
+from bot.protocol import APOLOGY, DOSSIER_START, FEEDBACK, FOLLOWUP_START, MEDIA
+from bot.storage.engine import DatabaseError
+from bot.storage.limits import Limit
+from bot.storage.models import utcnow
+from handlers.http import error_response, run_blocking
+from handlers.templates import STATIC, TEMPLATES
+from indexer.placeholders import GENERIC_DEPT_NAME, is_configured
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "web"
-STATIC = Path(__file__).resolve().parent / "static"
-STATIC_TYPES = {"chat.css": "text/css; charset=utf-8", "chat.js": "application/javascript; charset=utf-8"}
-CHAT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+CHAT_ID = r"^[A-Za-z0-9_-]{8,64}$"
+CHAT_ID_RE = re.compile(CHAT_ID)
+MESSAGE_ID = r"^[A-Za-z0-9-]{8,64}$"
+CLIENT_ID = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+HISTORY_ID_RE = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
+"""Chat ids whose conversation is kept: long enough for 128 random bits (the page: "w" + 32 hex digits)."""
 MAX_PAYLOAD = 64
 
 TOO_LARGE = "Tin nhắn quá dài. Bạn vui lòng hỏi ngắn gọn hơn (mỗi lần một câu hỏi) nhé."
@@ -48,8 +72,9 @@ BAD_JSON = "Yêu cầu không hợp lệ: nội dung phải là JSON, ví dụ {
 BAD_CHAT = "Yêu cầu không hợp lệ: thiếu hoặc sai mã cuộc trò chuyện (chat_id)."
 BAD_FIELDS = "Yêu cầu không hợp lệ: cần có câu hỏi (text) hoặc mã nút bấm (payload)."
 TOO_MANY = "Bạn gửi tin nhắn nhanh quá. Vui lòng đợi khoảng một phút rồi hỏi tiếp nhé."
-GENERIC_ERROR = ("Xin lỗi, hệ thống đang gặp sự cố. Bạn vui lòng thử lại sau ít phút, "
-                 "hoặc gọi đường dây nóng của Sở.")
+RETRY_LATER = ("Hệ thống đang bận nên chưa nhận được câu hỏi của bạn. Bạn vui lòng bấm \"Thử lại\" "
+               "sau ít phút nhé.")
+STILL_WORKING = "Câu hỏi của bạn đang được xử lý. Bạn vui lòng bấm \"Thử lại\" sau giây lát nhé."
 
 
 class ApiError(Exception):
@@ -59,9 +84,45 @@ class ApiError(Exception):
         self.message = message
 
 
-def error_response(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message, "replies": [{"text": message, "kind": "error", "buttons": []}]},
-                        status_code=status)
+class ChatRequest(BaseModel):
+    """The body of ``POST /api/chat``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    chat_id: str = Field(pattern=CHAT_ID)
+    message_id: str | None = Field(default=None, pattern=MESSAGE_ID)
+    """The page's random id of this message (a UUID): a retry with the same id gets the same answer."""
+    client_id: str | None = Field(default=None, pattern=CLIENT_ID)
+    """Another name for ``message_id`` (a UUID)."""
+    label: str | None = Field(default=None, max_length=120)
+    """The label of the pressed button, as the transcript shows it."""
+    text: str | None = None
+    payload: str | None = None
+    media: str | None = Field(default=None, pattern=r"^[a-z_]{1,20}$")
+
+    @field_validator("payload")
+    @classmethod
+    def _short(cls, v: str | None) -> str | None:
+        if v is not None and len(v.encode("utf-8")) > MAX_PAYLOAD:
+            raise ValueError(f"at most {MAX_PAYLOAD} bytes")
+        return v
+
+    @model_validator(mode="after")
+    def _something(self) -> ChatRequest:
+        if not (self.text or "").strip() and not (self.payload or "").strip() and self.media is None:
+            raise ValueError("text or payload needed")
+        return self
+
+    def incoming(self) -> Incoming:
+        payload = f"{MEDIA}{self.media}" if self.media is not None else self.payload
+        return Incoming(CHANNEL, self.chat_id, text=clean_text(self.text or ""),
+                        payload=clean_text(payload) if payload else None)
+
+
+class AckRequest(BaseModel):
+    """The body of ``POST /api/chat/{chat_id}/messages/ack``."""
+
+    ids: list[int] = Field(max_length=100)
 
 
 class IpLimiter:
@@ -90,7 +151,8 @@ class IpLimiter:
 
 
 def reply_json(r: Reply) -> dict[str, Any]:
-    return {"text": r.text, "kind": r.kind, "buttons": [{"label": b.label, "payload": b.payload} for b in r.buttons]}
+    return {"text": r.text, "kind": str(r.kind),
+            "buttons": [{"label": b.label, "payload": b.payload} for b in r.buttons]}
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
@@ -110,105 +172,201 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def parse_chat_request(body: bytes) -> Incoming:
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+def parse_chat_request(body: bytes) -> ChatRequest:
+    """A ``POST /api/chat`` body; :class:`ApiError` with the citizen's message if invalid."""
+    try:  # Python's parser takes lone surrogates (\ud800), which clean_json then removes
+        data = clean_json(json.loads(body.decode("utf-8", errors="replace")))
+    except ValueError:
         raise ApiError(400, BAD_JSON) from None
-    if not isinstance(data, dict):
-        raise ApiError(400, BAD_JSON)
-    chat_id = data.get("chat_id")
-    if not isinstance(chat_id, str) or not CHAT_ID_RE.match(chat_id):
-        raise ApiError(400, BAD_CHAT)
-    text = data.get("text")
-    payload = data.get("payload")
-    media = data.get("media")
-    if media is not None:
-        if not isinstance(media, str) or not re.match(r"^[a-z_]{1,20}$", media):
-            raise ApiError(400, BAD_FIELDS)
-        payload = f"media:{media}"
-    if text is not None and not isinstance(text, str):
-        raise ApiError(400, BAD_FIELDS)
-    if payload is not None and (not isinstance(payload, str) or len(payload.encode("utf-8")) > MAX_PAYLOAD):
-        raise ApiError(400, BAD_FIELDS)
-    if not (text or "").strip() and not (payload or "").strip():
-        raise ApiError(400, BAD_FIELDS)
-    return Incoming(CHANNEL, chat_id, text=text or "", payload=payload or None)
-
-
-def take_web_messages(store: Store, chat_id: str, limit: int = 20) -> list[dict[str, Any]]:
-    """Officers' messages waiting for this web chat, oldest first; each is marked sent once taken."""
-    out: list[dict[str, Any]] = []
-    with store.session() as s:
-        rows = s.execute(
-            select(Outbox.id, Outbox.text, Outbox.buttons)
-            .where(Outbox.channel == CHANNEL, Outbox.chat_id == chat_id, Outbox.status == "pending")
-            .order_by(Outbox.id).limit(limit)
-        ).all()
-        now = utcnow()
-        for oid, text, buttons in rows:
-            res = s.execute(update(Outbox).where(Outbox.id == oid, Outbox.status == "pending")
-                            .values(status="sent", sent_at=now, attempts=Outbox.attempts + 1))
-            if getattr(res, "rowcount", 0) == 1:  # not taken by another process meanwhile
-                out.append({"text": text, "kind": "officer",
-                            "buttons": [{"label": b["label"], "payload": b["payload"]} for b in buttons or []]})
-    return out
+    try:
+        return ChatRequest.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        if any(e["type"] in ("json_invalid", "model_type") for e in errors):
+            raise ApiError(400, BAD_JSON) from None
+        if any(e["loc"][:1] == ("chat_id",) for e in errors):
+            raise ApiError(400, BAD_CHAT) from None
+        raise ApiError(400, BAD_FIELDS) from None
 
 
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def render_page(settings: Settings) -> str:
-    page = (STATIC / "index.html").read_text(encoding="utf-8")
-    return (page.replace("{{dept_name}}", html.escape(settings.dept_name))
-                .replace("{{dept_hotline}}", html.escape(settings.dept_hotline))
-                .replace("{{max_chars}}", str(settings.max_message_chars)))
+def address_key(ip: str) -> str:
+    """The client address as limits know it: hashed (no address is stored)."""
+    return "ip:" + hashlib.sha256(("ldtbxh:" + ip).encode()).hexdigest()[:20]
 
 
-def web_router(settings: Settings, dialogue: Dialogue, options: Any) -> APIRouter:
-    from handlers.app import run_blocking
-
+def web_router(settings: Settings, dialogue: Dialogue, serve: ServeSettings) -> APIRouter:
+    """The page, its static files and the chat API."""
     router = APIRouter()
-    limiter = IpLimiter(options.web_rate_per_minute)
-    page = render_page(settings)
-    static = {name: (STATIC / name).read_bytes() for name in STATIC_TYPES}
+    limiter = IpLimiter(serve.web_rate_per_minute)
+    outbox = dialogue.store.outbox
+    inbox = dialogue.store.inbox
+    shared = dialogue.store.limits
+    claim = timedelta(seconds=serve.inbox_claim_seconds)
+    restore_limiter = IpLimiter(serve.web_restore_per_minute)
+    transcripts = dialogue.store.transcripts
+    keep = timedelta(days=serve.web_history_days)
+    last_purge = [0.0]
+
+    def kept(chat_id: str) -> bool:
+        return serve.web_history_days > 0 and HISTORY_ID_RE.match(chat_id) is not None
+
+    def purge_now_and_then() -> None:
+        if time.monotonic() - last_purge[0] < 3600:
+            return
+        last_purge[0] = time.monotonic()
+        try:
+            n = transcripts.purge(utcnow() - keep)
+            if n:
+                log.info("web chat transcript: %d lines older than %d days deleted", n, serve.web_history_days)
+        except Exception:
+            log.exception("could not purge the web chat transcript")
+
+    def converse(req: ChatRequest, msg: Incoming) -> list[Reply]:
+        """The dialogue's replies, and the exchange kept for a reload (chats with a long random id)."""
+        replies = dialogue.handle(msg)
+        if kept(msg.chat_id):
+            shown = f"[{req.media}]" if req.media is not None else (msg.text or req.label or msg.payload or "")
+            try:
+                transcripts.record(CHANNEL, msg.chat_id, shown, replies, payload=msg.payload,
+                                   client_id=req.message_id or req.client_id)
+            except DatabaseError:
+                raise
+            except Exception:
+                log.exception("could not keep the web chat transcript")
+            purge_now_and_then()
+        return replies
+
+    def acknowledge_shown(chat_id: str, ids: list[int]) -> int:
+        if kept(chat_id):
+            for m in outbox.pending_for_chat(CHANNEL, chat_id, limit=100):
+                if m.id in ids:
+                    transcripts.record_officer(CHANNEL, chat_id, m.id, m.text,
+                                               [{"label": b.label, "payload": b.payload} for b in m.buttons])
+        return outbox.acknowledge(CHANNEL, chat_id, ids)
+
+    dept = settings.department
+    page = {"dept_name": dept.dept_name if is_configured(dept.dept_name) else GENERIC_DEPT_NAME,
+            "dept_hotline": dept.dept_hotline if is_configured(dept.dept_hotline) else None,
+            "max_chars": settings.max_message_chars, "feedback_prefix": FEEDBACK,
+            "dossier_start": DOSSIER_START, "followup_start": FOLLOWUP_START}
+    router.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def index() -> HTMLResponse:
-        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
-
-    @router.get("/static/{name}", include_in_schema=False)
-    async def static_file(name: str) -> Response:
-        if name not in static:
-            return error_response(404, "Không tìm thấy tệp này.")
-        return Response(static[name], media_type=STATIC_TYPES[name],
-                        headers={"Cache-Control": "public, max-age=3600"})
+    async def index(request: Request) -> HTMLResponse:
+        return TEMPLATES.TemplateResponse(request, "chat.html", page, headers={"Cache-Control": "no-cache"})
 
     @router.post("/api/chat")
     async def chat(request: Request) -> JSONResponse:
+        source = address_key(client_ip(request))
         try:
-            if not limiter.allow(client_ip(request)):
+            req = parse_chat_request(await read_limited(request, serve.web_max_body_bytes))
+            if not await _allowed(request, req.chat_id, source):
                 raise ApiError(429, TOO_MANY)
-            msg = parse_chat_request(await read_limited(request, options.web_max_body_bytes))
         except ApiError as exc:
             return error_response(exc.status, exc.message)
+        msg = dataclasses.replace(req.incoming(), source=source)
+        event_id = f"{msg.chat_id}:{req.message_id or req.client_id or 'srv-' + uuid.uuid4().hex}"
+        event = {"chat_id": msg.chat_id, "text": msg.text, "payload": msg.payload, "source": source}
         try:
-            replies = await run_blocking(request.app, dialogue.handle, msg)
+            rec = await run_blocking(request.app, inbox.record, CHANNEL, event_id, msg.chat_id, event,
+                                     claim_for=claim)
+        except Exception as exc:
+            log.error("web chat: the message could not be stored (%s)", type(exc).__name__)
+            return error_response(503, RETRY_LATER)
+        if rec is None:  # the page retries a message already received: its answer, once
+            return await _stored_answer(request, event_id)
+        assert rec.claim_token is not None
+        try:
+            replies = await run_blocking(request.app, converse, req, msg)
+        except DatabaseError as exc:  # the inbox worker answers it once the database is back
+            log.error("web chat: the database failed while answering (%s)", type(exc).__name__)
+            with contextlib.suppress(Exception):  # soon, if the database is already back
+                await run_blocking(request.app, inbox.release, rec.id, rec.claim_token, type(exc).__name__,
+                                   retry_in=timedelta(seconds=1), max_attempts=1_000_000)
+            return error_response(503, RETRY_LATER)
+        except Exception as exc:
+            log.error("the dialogue failed on a web chat message: %s", type(exc).__name__, exc_info=exc)
+            with contextlib.suppress(Exception):
+                await run_blocking(request.app, inbox.complete, rec.id, rec.claim_token, state="failed")
+            return error_response(500, APOLOGY)
+        body = [reply_json(r) for r in replies]
+        try:
+            await run_blocking(request.app, inbox.complete, rec.id, rec.claim_token, result=body)
+        except Exception as exc:  # answered anyway; the stored claim lapses and a retry is answered again
+            log.warning("web chat: the answer could not be stored (%s)", type(exc).__name__)
+        return JSONResponse({"replies": body})
+
+    async def _allowed(request: Request, chat_id: str, source: str) -> bool:
+        """The per-chat limit and the coarse per-address ceiling, shared by every process (database);
+        this process's own count of the address when the database does not answer."""
+        minute = timedelta(minutes=1)
+        limits = [Limit(f"web:chat:{chat_id}", serve.web_chat_rate_per_minute, minute),
+                  Limit(f"web:{source}", serve.web_rate_per_minute, minute)]
+        try:
+            return await run_blocking(request.app, shared.check, limits) is None
         except Exception:
-            log.exception("the dialogue failed on a web chat message")
-            return error_response(500, GENERIC_ERROR)
-        return JSONResponse({"replies": [reply_json(r) for r in replies]})
+            return limiter.allow(source)
+
+    async def _stored_answer(request: Request, event_id: str) -> JSONResponse:
+        deadline = time.monotonic() + serve.web_retry_wait_seconds
+        while True:
+            try:
+                found = await run_blocking(request.app, inbox.result_of, CHANNEL, event_id)
+            except Exception:
+                return error_response(503, RETRY_LATER)
+            if found is not None and found[0] == "done" and found[1] is not None:
+                return JSONResponse({"replies": found[1], "repeated": True})
+            if found is not None and found[0] == "failed":
+                return error_response(500, APOLOGY)
+            if time.monotonic() > deadline:
+                return error_response(503, STILL_WORKING)
+            await asyncio.sleep(0.2)
+
+    @router.get("/api/chat/{chat_id}/history")
+    async def history(chat_id: str, request: Request) -> JSONResponse:
+        if not CHAT_ID_RE.match(chat_id):
+            return error_response(400, BAD_CHAT)
+        if not restore_limiter.allow(client_ip(request)):
+            return error_response(429, TOO_MANY)
+        if not kept(chat_id):
+            return JSONResponse({"messages": []}, headers={"Cache-Control": "no-store"})
+        try:
+            lines = await run_blocking(request.app, lambda: transcripts.history(CHANNEL, chat_id, since=utcnow() - keep))
+        except Exception:
+            log.exception("could not read the web chat transcript")
+            return error_response(503, APOLOGY)
+        body = [{"role": x.role, "text": x.text, "kind": x.kind, "buttons": x.buttons, "payload": x.payload}
+                for x in lines]
+        return JSONResponse({"messages": body}, headers={"Cache-Control": "no-store"})
 
     @router.get("/api/chat/{chat_id}/messages")
     async def messages(chat_id: str, request: Request) -> JSONResponse:
         if not CHAT_ID_RE.match(chat_id):
             return error_response(400, BAD_CHAT)
         try:
-            msgs = await run_blocking(request.app, take_web_messages, dialogue.store, chat_id)
+            waiting = await run_blocking(request.app, outbox.pending_for_chat, CHANNEL, chat_id)
         except Exception:
             log.exception("could not read the web outbox")
-            return error_response(503, GENERIC_ERROR)
-        return JSONResponse({"messages": msgs}, headers={"Cache-Control": "no-store"})
+            return error_response(503, APOLOGY)
+        body = [{"id": m.id, "text": m.text, "kind": "officer",
+                 "buttons": [{"label": b.label, "payload": b.payload} for b in m.buttons]} for m in waiting]
+        return JSONResponse({"messages": body}, headers={"Cache-Control": "no-store"})
+
+    @router.post("/api/chat/{chat_id}/messages/ack")
+    async def acknowledge(chat_id: str, request: Request) -> JSONResponse:
+        if not CHAT_ID_RE.match(chat_id):
+            return error_response(400, BAD_CHAT)
+        try:
+            ack = AckRequest.model_validate_json(await read_limited(request, serve.web_max_body_bytes))
+        except ApiError as exc:
+            return error_response(exc.status, exc.message)
+        except ValidationError:
+            return error_response(400, BAD_JSON)
+        n = await run_blocking(request.app, acknowledge_shown, chat_id, ack.ids)
+        return JSONResponse({"acknowledged": n})
 
     return router

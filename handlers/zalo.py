@@ -5,8 +5,11 @@ Incoming (``POST /zalo/webhook``)
     + OA secret key>`` (``timestamp`` is the event's own field, in milliseconds). The endpoint checks the
     signature over the raw bytes (401 when missing or wrong), rejects malformed bodies (400), events whose
     timestamp is outside ``replay_window_seconds`` and events already seen (by ``message.msg_id``, else by
-    the signature) with 409, then answers 200 at once: the dialogue runs in a background task and the
-    reply is sent through the API.
+    the signature) with 409. A good event is cleaned and stored in the durable inbox (its key unique
+    per channel, so a replay is refused across restarts and processes) before the 200; when the
+    database does not answer, it is appended to a local spool file (``<data_dir>/spool/zalo.jsonl``,
+    fsync-ed) and still answered 200 (Zalo does not retry reliably), and the spool is replayed into the
+    inbox as soon as the database is back. The inbox worker then answers it (:mod:`handlers.inbox`).
 
     ``user_send_text`` -> text; ``user_send_image|sticker|gif|audio|video|file|location|link|...`` ->
     ``Incoming(payload="media:<kind>")``; ``follow`` -> ``payload="help"``; anything else (the OA's own
@@ -17,7 +20,7 @@ Buttons
     ``button_type``) sends its payload back as a text message from the user. The payload text is
     ``"#" + payload`` (``#fb:1``, ``#pick:tctn-huong-muc``, ``#help``). An incoming text that is exactly
     ``#`` followed by a payload of a known namespace (``help``, ``pick:``, ``detail:``, ``fb:``,
-    ``dossier:``, ``followup:``; see :data:`PAYLOAD_NAMESPACES`) becomes ``Incoming.payload``; every
+    ``dossier:``, ``followup:``: :data:`bot.protocol.PAYLOAD_NAMESPACES`) becomes ``Incoming.payload``; every
     other text (including ``#media:...`` and ordinary hashtags) stays text. A citizen typing ``#fb:1``
     by hand gets exactly what pressing the button gives, which is harmless.
 
@@ -25,17 +28,16 @@ Outgoing
     ``POST {api_base}/v3.0/oa/message/cs`` with header ``access_token``; replies longer than 2000
     characters are split with :func:`bot.dialogue.split_message`, buttons (at most 5) on the last part.
     Zalo answers HTTP 200 with ``{"error": <code>, ...}``: 0 is success; -216/-124 (invalid/expired access
-    token) -> refresh, retry once; network errors, 5xx and other codes -> :class:`ZaloSendError`. A reply
-    of the background task that cannot be delivered goes to the outbox (``store.enqueue_outbox``); the
-    app's outbox worker calls :meth:`ZaloChannel.send` later, which raises so that it retries.
+    token) -> refresh, retry once; network errors, 5xx and other codes -> :class:`ZaloSendError`. Every
+    reply goes through the outbox; the deliverer calls :meth:`ZaloChannel.send`, which raises so that it
+    retries, until ``reply_window_hours`` (Zalo's window for customer-service messages) has passed.
 
 Tokens
     Kept in the ``channel_tokens`` table (row ``zalo``), seeded from ``LDTBXH_ZALO_REFRESH_TOKEN`` /
     ``LDTBXH_ZALO_ACCESS_TOKEN`` on first start. The refresh token is single-use, so a refresh
-    (``POST {oauth_base}/v4/oa/access_token``) happens inside one transaction that holds the row lock
-    (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the transaction starts with a write, which takes
-    the database write lock, plus an in-process lock), re-reads the row, skips the call when another
-    worker already refreshed, and stores the new pair before committing. The access token is refreshed
+    (``POST {oauth_base}/v4/oa/access_token``) happens under the row lock (``bot.storage.tokens``, plus an
+    in-process lock): the row is re-read, the call skipped when another worker already refreshed, and the
+    new pair stored before the lock is released. The access token is refreshed
     when it expires within ``refresh_margin_seconds`` (checked before each send and periodically) and on
     the expired-token error.
 """
@@ -51,21 +53,23 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 
-from bot.dialogue import Dialogue, split_message
-from bot.messages import Button, Incoming, Reply
-from bot.models import ChannelToken, utcnow
-from bot.store import Store
+from bot.config import Settings, ZaloSettings, secret_value
+from bot.dialogue import Dialogue
+from bot.messages import Button, Incoming, clean_json, split_message
+from bot.protocol import HELP, MEDIA, PAYLOAD_NAMESPACES
+from bot.storage import Storage
+from bot.storage.models import utcnow
+from bot.storage.tokens import ChannelTokens, Tokens
+from handlers.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +81,11 @@ BUTTON_TITLE_LIMIT = 100
 TOKEN_ERRORS = frozenset({-216, -124})
 """Zalo error codes meaning the access token is invalid or expired."""
 PAYLOAD_MARK = "#"
-PAYLOAD_NAMESPACES = ("help", "pick:", "detail:", "fb:", "dossier:", "followup:")
+_PAYLOAD_RE = re.compile(
+    "^" + re.escape(PAYLOAD_MARK) + "((?:"
+    + "|".join(re.escape(ns) + (r"[A-Za-z0-9._:=\-]{1,100}" if ns.endswith(":") else "")
+               for ns in PAYLOAD_NAMESPACES) + "))$")
 """Payloads that may come back as ``#<payload>`` text (see the module docstring)."""
-_PAYLOAD_RE = re.compile(r"^#((?:help|(?:pick|detail|fb|dossier|followup):[A-Za-z0-9._:\-]{1,100}))$")
 MEDIA_EVENTS = {
     "user_send_image": "image",
     "user_send_sticker": "sticker",
@@ -91,49 +97,7 @@ MEDIA_EVENTS = {
     "user_send_link": "link",
     "user_send_business_card": "business_card",
 }
-SORRY = ("Xin lỗi, hệ thống đang gặp sự cố nên chưa trả lời được. Bạn vui lòng thử lại sau ít phút "
-         "hoặc gọi đường dây nóng của Sở.")
-
-
-class ZaloSettings(BaseSettings):
-    """``LDTBXH_ZALO_*``: the channel is enabled when app id, OA secret key and app secret key are set."""
-
-    model_config = SettingsConfigDict(env_prefix="LDTBXH_ZALO_", env_file=".env", extra="ignore")
-
-    app_id: str = ""
-    """The Zalo app's id (developers.zalo.me)."""
-    oa_secret_key: SecretStr | None = None
-    """The OA secret key of the app's webhook settings: verifies ``X-ZEvent-Signature``."""
-    app_secret_key: SecretStr | None = None
-    """The app's secret key: sent as ``secret_key`` when refreshing the access token."""
-    refresh_token: SecretStr | None = None
-    """Initial refresh token (seeds the ``channel_tokens`` table on first start; then the table rules)."""
-    access_token: SecretStr | None = None
-    """Initial access token (optional; seeds the table together with the refresh token)."""
-    reseed_tokens: bool = False
-    """Overwrite the stored tokens with the ones above at start (after re-authorising the OA)."""
-    api_base: str = "https://openapi.zalo.me"
-    oauth_base: str = "https://oauth.zaloapp.com"
-    replay_window_seconds: int = Field(default=300, ge=5, le=86400)
-    """Events whose timestamp is further than this from now (either way) are rejected as replays."""
-    refresh_margin_seconds: int = Field(default=600, ge=0, le=86400)
-    """Refresh the access token when it expires within this many seconds."""
-    refresh_check_seconds: float = Field(default=900.0, ge=0)
-    """How often a background task checks the token's expiry while idle (0: only when sending)."""
-    http_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
-    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
-    button_type: Literal["oa.query.show", "oa.query.hide"] = "oa.query.show"
-    """``oa.query.show`` shows the pressed button's ``#payload`` in the chat as the user's message;
-    ``oa.query.hide`` sends it without showing it."""
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.app_id and _secret(self.oa_secret_key) and _secret(self.app_secret_key))
-
-
-def _secret(v: SecretStr | None) -> str:
-    return v.get_secret_value() if v is not None else ""
-
+_LOOPS = ("zalo-token-refresh", "zalo-spool")
 
 # --- errors -------------------------------------------------------------------------------------------
 
@@ -178,7 +142,7 @@ def event_to_incoming(event: dict[str, Any]) -> Incoming | None:
     name = str(event.get("event_name") or "")
     if name == "follow":
         uid = (event.get("follower") or {}).get("id") or (event.get("sender") or {}).get("id")
-        return Incoming(CHANNEL, str(uid), payload="help") if uid else None
+        return Incoming(CHANNEL, str(uid), payload=HELP) if uid else None
     if not name.startswith("user_send_"):
         return None
     uid = (event.get("sender") or {}).get("id")
@@ -192,7 +156,7 @@ def event_to_incoming(event: dict[str, Any]) -> Incoming | None:
             return Incoming(CHANNEL, str(uid), text="", payload=payload)
         return Incoming(CHANNEL, str(uid), text=text)
     kind = MEDIA_EVENTS.get(name) or re.sub(r"[^a-z0-9_]", "", name[len("user_send_"):])[:32] or "media"
-    return Incoming(CHANNEL, str(uid), payload=f"media:{kind}")
+    return Incoming(CHANNEL, str(uid), payload=f"{MEDIA}{kind}")
 
 
 def _timestamp_seconds(value: Any) -> float | None:
@@ -224,16 +188,22 @@ class _SeenEvents:
             self._seen[key] = now
             return True
 
+    def has(self, key: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            seen = self._seen.get(key)
+            return seen is not None and seen >= now - self.ttl
+
 
 # --- tokens --------------------------------------------------------------------------------------------
 
 class TokenManager:
     """The OA's access token from ``channel_tokens``, refreshed atomically (see the module docstring)."""
 
-    def __init__(self, settings: ZaloSettings, store: Store, http: httpx.Client, *,
+    def __init__(self, settings: ZaloSettings, tokens: ChannelTokens, http: httpx.Client, *,
                  channel: str = CHANNEL) -> None:
         self.settings = settings
-        self.store = store
+        self.tokens = tokens
         self.http = http
         self.channel = channel
         self._lock = threading.Lock()
@@ -241,61 +211,38 @@ class TokenManager:
 
     def seed(self) -> None:
         """Store the configured tokens when there is no row yet (or when ``reseed_tokens`` is set)."""
-        refresh = _secret(self.settings.refresh_token) or None
-        access = _secret(self.settings.access_token) or None
-        with self.store.session() as s:
-            row = s.get(ChannelToken, self.channel)
-            if row is not None and not self.settings.reseed_tokens:
-                return
-            if refresh is None and access is None:
-                if row is None:
-                    log.warning("zalo: no tokens stored or configured; set LDTBXH_ZALO_REFRESH_TOKEN")
-                return
-        try:
-            with self.store.session() as s:
-                row = s.get(ChannelToken, self.channel)
-                if row is None:
-                    s.add(ChannelToken(channel=self.channel, access_token=access, refresh_token=refresh,
-                                       expires_at=None, updated_at=utcnow()))
-                else:
-                    row.access_token, row.refresh_token, row.expires_at = access, refresh, None
-                    row.updated_at = utcnow()
+        refresh = secret_value(self.settings.refresh_token) or None
+        access = secret_value(self.settings.access_token) or None
+        if refresh is None and access is None:
+            if self.tokens.get(self.channel) is None:
+                log.warning("zalo: no tokens stored or configured; set LDTBXH_ZALO_REFRESH_TOKEN")
+            return
+        if self.tokens.seed(self.channel, access, refresh, overwrite=self.settings.reseed_tokens):
             log.info("zalo: tokens seeded from the environment")
-        except IntegrityError:  # another worker seeded it first
-            pass
 
-    def _expiring(self, row: ChannelToken, now: datetime) -> bool:
+    def _expiring(self, row: Tokens, now: datetime) -> bool:
         margin = timedelta(seconds=self.settings.refresh_margin_seconds)
         return row.expires_at is not None and row.expires_at <= now + margin
 
     def current(self) -> str:
         """A usable access token: the stored one, or a fresh one when it is missing or about to expire."""
-        with self.store.session() as s:
-            row = s.get(ChannelToken, self.channel)
-            if row is not None and row.access_token and not self._expiring(row, utcnow()):
-                return row.access_token
-            stale = row.access_token if row is not None else None
-        return self.refresh(stale)
+        row = self.tokens.get(self.channel)
+        if row is not None and row.access_token and not self._expiring(row, utcnow()):
+            return row.access_token
+        return self.refresh(row.access_token if row is not None else None)
 
     def needs_refresh(self) -> bool:
-        with self.store.session() as s:
-            row = s.get(ChannelToken, self.channel)
-            return row is not None and bool(row.refresh_token) and (
-                not row.access_token or self._expiring(row, utcnow()))
+        row = self.tokens.get(self.channel)
+        return row is not None and bool(row.refresh_token) and (
+            not row.access_token or self._expiring(row, utcnow()))
 
     def refresh(self, stale: str | None) -> str:
         """Replace ``stale`` (the token found expiring or rejected) with a new one; returns the token to use.
 
-        One transaction under the row lock: when another worker has already replaced ``stale`` with a
-        token that is not expiring, that token is returned and the single-use refresh token is not spent.
+        Under the row lock: when another worker has already replaced ``stale`` with a token that is not
+        expiring, that token is returned and the single-use refresh token is not spent.
         """
-        with self._lock, self.store.session() as s:
-            if s.get_bind().dialect.name == "sqlite":
-                # Begin with a write so the transaction holds SQLite's write lock before it reads.
-                s.execute(update(ChannelToken).where(ChannelToken.channel == self.channel)
-                          .values(updated_at=ChannelToken.updated_at))
-            row = s.scalar(select(ChannelToken).where(ChannelToken.channel == self.channel)
-                           .with_for_update().execution_options(populate_existing=True))
+        def exchange(row: Tokens | None) -> Tokens | str:
             if row is None or not row.refresh_token:
                 raise ZaloTokenError("no Zalo refresh token stored; set LDTBXH_ZALO_REFRESH_TOKEN "
                                      "(and LDTBXH_ZALO_RESEED_TOKENS=true if a row exists)")
@@ -303,23 +250,22 @@ class TokenManager:
             if row.access_token and row.access_token != stale and not self._expiring(row, now):
                 return row.access_token
             data = self._call_refresh(row.refresh_token)
-            row.access_token = str(data["access_token"])
-            row.refresh_token = str(data.get("refresh_token") or "") or row.refresh_token
             try:
                 expires_in = int(str(data.get("expires_in") or "90000"))
             except ValueError:
                 expires_in = 90000
-            row.expires_at = now + timedelta(seconds=expires_in)
-            row.updated_at = now
             self.refreshes += 1
-            token = row.access_token
-        log.info("zalo: access token refreshed (valid %s s)", expires_in)
-        return token
+            log.info("zalo: access token refreshed (valid %s s)", expires_in)
+            return Tokens(str(data["access_token"]), str(data.get("refresh_token") or "") or None,
+                          now + timedelta(seconds=expires_in))
+
+        with self._lock:
+            return self.tokens.refresh(self.channel, exchange)
 
     def _call_refresh(self, refresh_token: str) -> dict[str, Any]:
         url = self.settings.oauth_base.rstrip("/") + "/v4/oa/access_token"
         try:
-            r = self.http.post(url, headers={"secret_key": _secret(self.settings.app_secret_key)},
+            r = self.http.post(url, headers={"secret_key": secret_value(self.settings.app_secret_key)},
                                data={"refresh_token": refresh_token, "app_id": self.settings.app_id,
                                      "grant_type": "refresh_token"})
         except httpx.HTTPError as exc:
@@ -345,31 +291,31 @@ class TokenManager:
 class ZaloChannel:
     name = CHANNEL
 
-    def __init__(self, settings: ZaloSettings, dialogue: Dialogue, store: Store) -> None:
+    def __init__(self, settings: ZaloSettings, dialogue: Dialogue, store: Storage, *,
+                 spool_dir: Path | None = None, spool_every: float = 2.0) -> None:
         self.settings = settings
         self.dialogue = dialogue
-        self.store = store
+        self.outbox = store.outbox
+        self.inbox = store.inbox
+        self.spool = Spool((spool_dir or dialogue.settings.data_dir / "spool") / "zalo.jsonl")
+        self.spool_every = spool_every
+        self.reply_window = timedelta(hours=settings.reply_window_hours)
+        self._wake: Callable[[], None] = lambda: None
         self.http = httpx.Client(timeout=settings.http_timeout_seconds)
-        self.tokens = TokenManager(settings, store, self.http)
+        self.tokens = TokenManager(settings, store.tokens, self.http)
         self._seen = _SeenEvents(ttl=2 * settings.replay_window_seconds + 60)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._chat_locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._closing = False
         self._started = False
         self.router = APIRouter()
         self.router.add_api_route("/zalo/webhook", self._webhook, methods=["POST"], include_in_schema=False)
 
     @classmethod
-    def from_settings(cls, settings: Any, dialogue: Dialogue, store: Store) -> ZaloChannel | None:
-        """The channel, or None when ``LDTBXH_ZALO_*`` is not configured.
-
-        ``settings`` may be a :class:`ZaloSettings`; anything else (the app's ``Settings``) means: read
-        ``ZaloSettings`` from the environment.
-        """
-        zs = settings if isinstance(settings, ZaloSettings) else ZaloSettings()
-        if not zs.enabled:
+    def from_settings(cls, settings: Settings, dialogue: Dialogue, store: Storage) -> ZaloChannel | None:
+        """The channel, or None when ``LDTBXH_ZALO_*`` is not configured."""
+        if not settings.zalo.enabled:
             return None
-        return cls(zs, dialogue, store)
+        return cls(settings.zalo, dialogue, store)
 
     # --- life cycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -379,12 +325,13 @@ class ZaloChannel:
         await asyncio.to_thread(self.tokens.seed)
         if self.settings.refresh_check_seconds > 0:
             self._spawn(self._refresh_loop(), name="zalo-token-refresh")
+        self._spawn(self._spool_loop(), name="zalo-spool")
         self._started = True
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop taking events; let the background tasks finish for up to ``timeout`` s, cancel the rest."""
         self._closing = True
-        tasks = [t for t in self._tasks if t.get_name() != "zalo-token-refresh"]
+        tasks = [t for t in self._tasks if t.get_name() not in _LOOPS]
         for t in self._tasks - set(tasks):
             t.cancel()
         if tasks:
@@ -417,7 +364,7 @@ class ZaloChannel:
         """Wait until the background work of the events received so far is done (tests, shutdown)."""
         deadline = time.monotonic() + timeout
         while True:
-            tasks = [t for t in self._tasks if t.get_name() != "zalo-token-refresh"]
+            tasks = [t for t in self._tasks if t.get_name() not in _LOOPS]
             if not tasks:
                 return
             left = deadline - time.monotonic()
@@ -451,7 +398,7 @@ class ZaloChannel:
             return self._error(400, "malformed body: no valid timestamp")
         given = request.headers.get("x-zevent-signature", "").strip()
         expected = signature(self.settings.app_id, raw, str(ts_raw).strip(),
-                             _secret(self.settings.oa_secret_key))
+                             secret_value(self.settings.oa_secret_key))
         if not given or not hmac.compare_digest(given.lower().encode(), expected.encode()):
             log.warning("zalo: webhook with a missing or bad signature rejected")
             return self._error(401, "invalid signature")
@@ -460,51 +407,63 @@ class ZaloChannel:
             return self._error(409, "replayed or stale event: timestamp outside the accepted window")
         msg_id = (event.get("message") or {}).get("msg_id") if isinstance(event.get("message"), dict) else None
         key = f"msg:{msg_id}" if msg_id else f"sig:{given.lower()}"
-        if not self._seen.add(key):
+        if self._seen.has(key):
             log.info("zalo: duplicate webhook event rejected")
             return self._error(409, "replayed event: already received")
+        event = clean_json(event)
         try:
             incoming = event_to_incoming(event)
         except (AttributeError, TypeError):
             return self._error(400, "malformed event")
         if incoming is None:
             return JSONResponse({"ok": True, "ignored": str(event.get("event_name") or "")[:64]})
-        self._spawn(self._process(incoming), name=f"zalo-event-{key[:40]}")
+        try:
+            rec = await asyncio.to_thread(self.inbox.record, CHANNEL, key, incoming.chat_id, event)
+        except Exception as exc:
+            # The database is down: keep the promise with the local spool, replayed when it is back.
+            try:
+                await asyncio.to_thread(self.spool.append, {"event_id": key, "chat_id": incoming.chat_id,
+                                                            "payload": event})
+            except Exception as exc2:
+                log.error("zalo: event could be neither stored (%s) nor spooled (%s)", type(exc).__name__,
+                          type(exc2).__name__)
+                return self._error(503, "temporarily unavailable")
+            log.warning("zalo: database unavailable (%s); event spooled locally", type(exc).__name__)
+            self._seen.add(key)
+            return JSONResponse({"ok": True, "spooled": True})
+        self._seen.add(key)
+        if rec is None:
+            log.info("zalo: duplicate webhook event rejected")
+            return self._error(409, "replayed event: already received")
+        self._wake()
         return JSONResponse({"ok": True})
 
-    async def _process(self, incoming: Incoming) -> None:
-        chat = incoming.chat_id
-        lock, users = self._chat_locks.get(chat) or (asyncio.Lock(), 0)
-        self._chat_locks[chat] = (lock, users + 1)
-        try:
-            async with lock:  # one chat's messages are answered in the order they came
-                try:
-                    replies = await asyncio.to_thread(self.dialogue.handle, incoming)
-                except Exception:
-                    log.exception("zalo: the dialogue failed on a message")
-                    replies = [Reply(SORRY, kind="error")]
-                for reply in replies:
-                    await self._deliver_or_queue(chat, reply.text, reply.buttons)
-        finally:
-            lock, users = self._chat_locks[chat]
-            if users <= 1:
-                del self._chat_locks[chat]
-            else:
-                self._chat_locks[chat] = (lock, users - 1)
+    def attach(self, wake: Callable[[], None]) -> None:
+        """Called by whoever runs the inbox worker: ``wake`` is called after each recorded event."""
+        self._wake = wake
 
-    async def _deliver_or_queue(self, chat_id: str, text: str, buttons: list[Button]) -> None:
-        parts = split_message(text, TEXT_LIMIT)
-        try:
-            await asyncio.to_thread(self._deliver, chat_id, parts, buttons)
-        except Exception as exc:
-            sent = exc.sent if isinstance(exc, ZaloSendError) else 0
-            rest = "\n\n".join(parts[sent:])
+    async def incoming(self, payload: dict[str, Any]) -> Incoming | None:
+        """The dialogue message of a stored event (the inbox worker calls this)."""
+        return event_to_incoming(payload)
+
+    def _replay(self, record: dict[str, Any]) -> None:
+        self.inbox.record(CHANNEL, str(record["event_id"]), str(record["chat_id"]), dict(record["payload"]))
+
+    async def _spool_loop(self) -> None:
+        while True:
             try:
-                oid = await asyncio.to_thread(self.store.enqueue_outbox, CHANNEL, chat_id, rest, buttons)
-            except Exception:
-                log.exception("zalo: reply not delivered (%s) and it could not be queued either", exc)
-                return
-            log.warning("zalo: reply not delivered (%s); queued as outbox %s", exc, oid)
+                if self.spool.pending():
+                    replayed = await asyncio.to_thread(self.spool.replay, self._replay)
+                    if replayed:
+                        self._wake()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("zalo: spool replay failed: %s", type(exc).__name__)
+            await asyncio.sleep(self.spool_every)
+
+    def permanent_error(self, exc: BaseException) -> bool:
+        return False
 
     # --- sending --------------------------------------------------------------------------------------
     async def send(self, chat_id: str, text: str, buttons: list[Button]) -> None:
@@ -521,7 +480,7 @@ class ZaloChannel:
             if exc.sent == 0:
                 raise
             rest = "\n\n".join(parts[exc.sent:])
-            oid = await asyncio.to_thread(self.store.enqueue_outbox, CHANNEL, chat_id, rest, buttons)
+            oid = await asyncio.to_thread(self.outbox.enqueue, CHANNEL, chat_id, rest, buttons)
             log.warning("zalo: %s of %s parts delivered; the rest queued as outbox %s", exc.sent,
                         len(parts), oid)
 
@@ -575,6 +534,5 @@ class ZaloChannel:
         return code, str(data.get("message") or "")
 
 
-__all__ = ["ZaloChannel", "ZaloSettings", "ZaloError", "ZaloSendError", "ZaloTokenError", "TokenManager",
-           "signature", "payload_text", "text_to_payload", "event_to_incoming", "PAYLOAD_NAMESPACES"]
-
+__all__ = ["ZaloChannel", "ZaloError", "ZaloSendError", "ZaloTokenError", "TokenManager", "signature",
+           "payload_text", "text_to_payload", "event_to_incoming"]

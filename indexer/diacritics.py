@@ -38,7 +38,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DiacriticRestorer", "clean_markdown", "fold", "has_diacritics", "knowledge_texts"]
+from indexer import yamlio
+
+__all__ = ["DiacriticRestorer", "clean_markdown", "fold", "fold_words", "has_diacritics", "knowledge_texts"]
 
 BOS, EOS, UNK, NUM = "<s>", "</s>", "<unk>", "<num>"
 _SPECIALS = (BOS, EOS, UNK, NUM)
@@ -80,6 +82,14 @@ def fold(text: str) -> str:
     text = unicodedata.normalize("NFC", text).lower().replace("đ", "d")
     stripped = "".join(ch for ch in unicodedata.normalize("NFD", text) if not unicodedata.combining(ch))
     return unicodedata.normalize("NFC", stripped)
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def fold_words(text: str) -> str:
+    """``fold`` keeping only the words (runs of a-z and 0-9), separated by one space: for matching phrases."""
+    return " ".join(_WORD.findall(fold(text)))
 
 
 def has_diacritics(text: str) -> bool:
@@ -281,7 +291,6 @@ def knowledge_texts(knowledge_dir: Path) -> list[str]:
     String values are collected recursively (identifiers, dates and slugs left out), Markdown bodies are
     cleaned. Files that cannot be read or parsed are skipped.
     """
-    import yaml
 
     texts: list[str] = []
     knowledge_dir = Path(knowledge_dir)
@@ -289,6 +298,7 @@ def knowledge_texts(knowledge_dir: Path) -> list[str]:
         return texts
     paths = sorted(
         p for p in knowledge_dir.rglob("*") if p.suffix in (".md", ".yaml", ".yml") and p.is_file()
+        and p.relative_to(knowledge_dir).parts[:1] != ("documents",)  # legal texts: their own tier
     )
     for path in paths:
         try:
@@ -299,13 +309,13 @@ def knowledge_texts(knowledge_dir: Path) -> list[str]:
                 if m:
                     front = m.group()
                     front = front[front.index("\n") + 1 : front.rstrip().rindex("\n")]
-                    _strings(yaml.safe_load(front), found)
+                    _strings(yamlio.safe_load(front), found)
                     raw = raw[m.end() :]
                 body = clean_markdown(raw).strip()
                 if body:
                     found.append(body)
             else:
-                _strings(yaml.safe_load(raw), found)
+                _strings(yamlio.safe_load(raw), found)
         except Exception:  # noqa: BLE001 - a broken file must not stop the build; validation reports it
             continue
         texts.extend(_PLACEHOLDER.sub(" ", t) for t in found)
@@ -643,7 +653,7 @@ class DiacriticRestorer:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        with gzip.open(path, "wb", compresslevel=9) as fh:
+        with gzip.open(path, "wb", compresslevel=6) as fh:  # 9: 3 % smaller, 4x slower (0.5 s a build)
             fh.write(data)
 
     @classmethod

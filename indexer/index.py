@@ -11,6 +11,8 @@ An index version is a directory ``<index_root>/versions/<name>/`` holding:
     bm25_words/        BM25 over segmented words (stop-words removed)
     bm25_folded/       BM25 over accent-folded syllables and syllable bigrams
     lexicon.json       document frequencies of both lexical sides (for query coverage)
+    topic_model.*      topic classifiers trained on the knowledge base (indexer/topic_model.py)
+    oos.npy, oos.json  vectors and groups of the out-of-scope phrasings (other agencies, small talk)
     diacritics.json.gz the diacritic restorer, updated with the knowledge base's own text
 
 It is written into a temporary directory and published by renaming it into place and then
@@ -37,8 +39,9 @@ from indexer.diacritics import DiacriticRestorer, knowledge_texts
 from indexer.embed import Embedder
 from indexer.knowledge import Entry, KnowledgeBase, load_knowledge
 from indexer.text import Segmenter, TextPipeline
+from indexer.topic_model import TopicModel
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 QUERY_LIKE_FIELDS = {"question", "paraphrase", "title", "keywords"}
 DENSE_FIELDS = {"question", "paraphrase", "title", "summary"}
 """Passages that are embedded. Answers, keywords and a procedure's sections are lexical only:
@@ -82,6 +85,8 @@ class Manifest:
     ann: str
     vectors: int = 0
     reused_vectors: int = 0
+    policy: str | None = None
+    """sha256 (first 12 hex digits) of the answer policy (knowledge/policy.json) published with this version."""
 
 
 @dataclass
@@ -103,6 +108,11 @@ def _versions_dir(root: Path) -> Path:
     return root / "versions"
 
 
+def version_path(root: Path, version: str) -> Path:
+    """The folder of one index version."""
+    return _versions_dir(root) / version
+
+
 def current_version(root: Path) -> str | None:
     p = root / "CURRENT"
     return p.read_text().strip() or None if p.exists() else None
@@ -117,6 +127,14 @@ def list_versions(root: Path) -> list[Manifest]:
             if d.is_dir() and mf.exists():
                 out.append(Manifest(**json.loads(mf.read_text())))
     return out
+
+
+def version_entries(root: Path, version: str) -> dict[str, dict[str, Any]]:
+    """The entries of one index version by id (empty when the version is missing)."""
+    path = _versions_dir(root) / version / "entries.json"
+    if not path.exists():
+        return {}
+    return {e["id"]: e for e in json.loads(path.read_text())["entries"]}
 
 
 def publish(root: Path, version: str) -> None:
@@ -255,6 +273,13 @@ def build_index(
         ann = "flat"
     index.add(vecs)
 
+    say("topics", 0, 1)
+    entry_topic = {e.id: e.topic for e in kb.entries}
+    topic_model = TopicModel.fit(
+        list(kb.topics), [(entry_topic[u.entry], u.text) for u in units], vecs,
+        [entry_topic[units[i].entry] for i in dense_rows], [str(m["text"]) for m in oos_meta])
+    say("topics", 1, 1)
+
     # Names sort in build order (millisecond clock), so "the previous version" is well defined.
     name = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3] + "-" + kb.digest[:8]
     vd = _versions_dir(root)
@@ -283,12 +308,24 @@ def build_index(
         json.dumps({"topics": kb.topics, "entries": [_entry_json(e) for e in kb.entries]},
                    ensure_ascii=False, indent=0))
     restorer.save(tmp / "diacritics.json.gz")
+    topic_model.save(tmp)
+    policy_file = knowledge_dir / "policy.json"
+    policy_digest = None
+    if policy_file.exists():
+        shutil.copyfile(policy_file, tmp / "policy.json")
+        policy_digest = hashlib.sha256(policy_file.read_bytes()).hexdigest()[:12]
+    # The calculators (and the chat abbreviations they read) travel with the version, like the policy: a
+    # rollback rolls them back, and an edit of knowledge/calculators takes effect at the next build.
+    if (knowledge_dir / "calculators").is_dir():
+        shutil.copytree(knowledge_dir / "calculators", tmp / "calculators")
+        if (knowledge_dir / "abbreviations.yaml").exists():
+            shutil.copyfile(knowledge_dir / "abbreviations.yaml", tmp / "abbreviations.yaml")
     manifest = Manifest(
         version=name, format=FORMAT_VERSION, knowledge_digest=kb.digest, model=embedder.name,
         dim=embedder.dim, entries=len(kb.entries), units=len(units),
         built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         build_seconds=round(time.perf_counter() - t0, 2), segmented_for_model=segmented_for_model,
-        ann=ann, vectors=len(dense_rows), reused_vectors=reused,
+        ann=ann, vectors=len(dense_rows), reused_vectors=reused, policy=policy_digest,
     )
     (tmp / "manifest.json").write_text(json.dumps(asdict(manifest), indent=2))
     final = vd / name
@@ -309,6 +346,7 @@ class LoadedIndex:
     topics: dict[str, str]
     unit_entry: np.ndarray
     dense_units: np.ndarray
+    vectors: np.ndarray
     dense: Any
     bm25_words: Any
     bm25_folded: Any
@@ -317,6 +355,7 @@ class LoadedIndex:
     restorer: DiacriticRestorer
     oos_vectors: np.ndarray
     oos_meta: list[dict[str, Any]]
+    topic_model: TopicModel
 
 
 def load_index(root: Path, model: str | None = None, version: str | None = None) -> LoadedIndex:
@@ -337,7 +376,7 @@ def load_index(root: Path, model: str | None = None, version: str | None = None)
     if model is not None and manifest.model != model:
         raise IndexMismatch(
             f"the index was built with model '{manifest.model}' but '{model}' is configured: "
-            "run `ldtbxh index build` (or set LDTBXH_EMBEDDING_MODEL back)")
+            "run `ldtbxh index build` (or set LDTBXH_EMBEDDING_MODEL / LDTBXH_EMBEDDING_BACKEND back)")
     units = json.loads((d / "units.json").read_text())
     ej = json.loads((d / "entries.json").read_text())
     entries = {e["id"]: e for e in ej["entries"]}
@@ -349,11 +388,12 @@ def load_index(root: Path, model: str | None = None, version: str | None = None)
     return LoadedIndex(
         manifest=manifest, path=d, units=units, entries=entries, topics=ej["topics"],
         unit_entry=np.array([order[u["entry"]] for u in units], dtype=np.int64),
-        dense_units=np.load(d / "dense_units.npy"), dense=dense,
+        dense_units=np.load(d / "dense_units.npy"), vectors=np.load(d / "vectors.npy"), dense=dense,
         bm25_words=bm25s.BM25.load(str(d / "bm25_words")),
         bm25_folded=bm25s.BM25.load(str(d / "bm25_folded")),
         df_words=lex["words"], df_folded=lex["folded"],
         restorer=DiacriticRestorer.load(d / "diacritics.json.gz"),
         oos_vectors=np.load(d / "oos.npy") if (d / "oos.npy").exists() else np.zeros((0, manifest.dim), np.float32),
         oos_meta=json.loads((d / "oos.json").read_text()) if (d / "oos.json").exists() else [],
+        topic_model=TopicModel.load(d),
     )

@@ -16,10 +16,11 @@ from typing import Any
 
 import yaml
 
-from bot.config import PLACEHOLDERS
+from indexer import yamlio
+from indexer.placeholders import PLACEHOLDER_RE, PLACEHOLDERS
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,80}$")
-PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
+BENEFIT_RE = re.compile(r"^[a-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 MAX_ANSWER_CHARS = 1200
 
 PROCEDURE_REQUIRED = ("id", "topic", "title", "agency", "steps", "legal_basis", "valid_from")
@@ -46,6 +47,16 @@ class KnowledgeError:
         return f"{self.file}:{self.line}: {self.message}"
 
 
+@dataclass(frozen=True)
+class Amount:
+    """A money figure an entry states: ``benefit`` key, amount in đồng, the date it holds from
+    (``since``: a validated ISO date ``YYYY-MM-DD``, kept as text so that entries serialise to JSON)."""
+
+    benefit: str
+    amount: int
+    since: str
+
+
 @dataclass
 class Entry:
     id: str
@@ -65,6 +76,8 @@ class Entry:
     """The full procedure, for the "xem chi tiết" follow-up (empty for Q&A)."""
     source: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    amounts: list[Amount] = field(default_factory=list)
+    """The money figures stated in the text, declared (``amounts:``) so they can be cross-checked."""
 
 
 @dataclass
@@ -89,15 +102,7 @@ class KnowledgeBase:
 
 
 # --- YAML with line numbers --------------------------------------------------------------------
-class _Loader(yaml.SafeLoader):
-    """Safe YAML, but dates stay text so that a bad date is reported, not raised."""
-
-
-def _timestamp_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> str:
-    return str(node.value)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
+_Loader = yamlio.DatesAsTextLoader
 
 
 def _compose(text: str) -> tuple[Any, yaml.Node | None]:
@@ -162,6 +167,10 @@ class _Checker:
         if not isinstance(nr, bool):
             self.err(file, lines.get("needs_review", line), "needs_review must be true or false")
             ok = False
+        if "amounts" in d:
+            parsed = self.amounts(d.get("amounts"), file, lines.get("amounts", line))
+            ok = ok and parsed is not None
+            d["amounts"] = parsed or []
         lb = d.get("legal_basis")
         if isinstance(lb, str):
             d["legal_basis"] = [lb]
@@ -169,6 +178,32 @@ class _Checker:
             self.err(file, lines.get("legal_basis", line), "legal_basis must be a list of documents")
             ok = False
         return ok
+
+    def amounts(self, value: Any, file: str, line: int) -> list[Amount] | None:
+        """``amounts: [{benefit: key, amount: <int đồng>, from: YYYY-MM-DD}]``; None (and errors) if bad."""
+        if not isinstance(value, list):
+            self.err(file, line, "amounts must be a list of {benefit, amount, from}")
+            return None
+        out: list[Amount] = []
+        for i, item in enumerate(value, 1):
+            where = f"amounts item {i}"
+            if not isinstance(item, dict) or set(item) != {"benefit", "amount", "from"}:
+                self.err(file, line, f"{where} needs exactly the fields benefit, amount, from")
+                return None
+            benefit, amount, since = item["benefit"], item["amount"], item["from"]
+            if not isinstance(benefit, str) or not BENEFIT_RE.match(benefit):
+                self.err(file, line, f"{where}: bad benefit key {benefit!r} (dotted, lower-case: ncc.muc_chuan)")
+                return None
+            if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+                self.err(file, line, f"{where}: amount must be a whole number of đồng, got {amount!r}")
+                return None
+            try:
+                day = dt.date.fromisoformat(str(since))
+            except ValueError:
+                self.err(file, line, f"{where}: bad date {since!r} (use YYYY-MM-DD)")
+                return None
+            out.append(Amount(benefit, amount, day.isoformat()))
+        return out
 
     def text(self, value: Any, file: str, line: int, what: str) -> str:
         if value is None:
@@ -191,7 +226,7 @@ def _as_list(value: Any) -> list[str]:
 
 
 def load_topics(knowledge_dir: Path) -> dict[str, str]:
-    data = yaml.safe_load((knowledge_dir / "topics.yaml").read_text(encoding="utf-8"))
+    data = yamlio.safe_load((knowledge_dir / "topics.yaml").read_text(encoding="utf-8"))
     return {t["id"]: t["title"] for t in data["topics"]}
 
 
@@ -249,7 +284,7 @@ def _load_procedure(path: Path, rel: str, ck: _Checker) -> Entry | None:
         id=d["id"], kind="procedure", topic=d["topic"], title=title, answer=summary, passages=passages,
         legal_basis=legal, valid_from=d["valid_from"], needs_review=bool(d.get("needs_review", False)),
         file=rel, line=1, details=details, source=d.get("code"),
-        meta={k: d.get(k) for k in ("field", "code", "agency") if d.get(k)},
+        meta={k: d.get(k) for k in ("field", "code", "agency") if d.get(k)}, amounts=d.get("amounts") or [],
     )
 
 
@@ -292,7 +327,7 @@ def _load_qa_file(path: Path, rel: str, ck: _Checker) -> list[Entry]:
             id=item["id"], kind="qa", topic=item["topic"], title=question, answer=answer.strip(),
             passages=passages, legal_basis=_as_list(item.get("legal_basis")), valid_from=item["valid_from"],
             needs_review=bool(item.get("needs_review", False)), file=rel, line=line,
-            source=item.get("source"),
+            source=item.get("source"), amounts=item.get("amounts") or [],
         ))
     return out
 
@@ -349,8 +384,3 @@ def load_knowledge(knowledge_dir: Path) -> KnowledgeBase:
                              str((knowledge_dir / "out_of_scope.yaml").relative_to(knowledge_dir.parent)), ck)
     return KnowledgeBase(entries=entries, topics=topics, digest=knowledge_digest(knowledge_dir),
                          errors=ck.errors, out_of_scope=oos)
-
-
-def render(text: str, department: dict[str, str]) -> str:
-    """Fill the Department placeholders ({dept_hotline} ...) with the configured values."""
-    return PLACEHOLDER_RE.sub(lambda m: department.get(m.group(1), m.group(0)), text)

@@ -15,20 +15,37 @@ The segmenter is an interface so that tests can run with a fake one.
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-import yaml
-
+from indexer import yamlio
 from indexer.diacritics import DiacriticRestorer, fold, has_diacritics
 
 _WS = re.compile(r"\s+")
 # Keep letters, digits and the characters that occur inside receipt numbers and dates.
 _PUNCT = re.compile(r"[^\w\s./\-]", re.UNICODE)
 _TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+# underthesea's __init__ imports these eagerly; they pull torch and transformers (seconds and ~230 MB
+# per process) for features this product never uses (they download models).
+_UNDERTHESEA_UNUSED = ("underthesea.pipeline.classification", "underthesea.pipeline.sentiment",
+                       "underthesea.pipeline.lang_detect", "underthesea.pipeline.dependency_parse",
+                       "underthesea.pipeline.translate", "underthesea.agent", "underthesea.address")
+
+
+def underthesea() -> Any:
+    """The underthesea package without its unused optional pipelines (they then import as None)."""
+    if "underthesea" not in sys.modules:
+        for name in _UNDERTHESEA_UNUSED:
+            sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+    import underthesea as ut
+
+    return ut
 
 
 class Segmenter(Protocol):
@@ -45,9 +62,7 @@ class UndertheseaSegmenter:
 
     def warm_up(self) -> None:
         if self._tokenize is None:
-            from underthesea import word_tokenize
-
-            self._tokenize = word_tokenize
+            self._tokenize = underthesea().word_tokenize
 
     def segment(self, text: str) -> list[str]:
         self.warm_up()
@@ -69,7 +84,7 @@ def nfc(text: str) -> str:
 def tone_normalize(text: str) -> str:
     """Modern tone-mark placement (hoà -> hòa, thuỷ -> thủy) via underthesea, if available."""
     try:
-        from underthesea import text_normalize
+        text_normalize = underthesea().text_normalize
     except Exception:  # pragma: no cover - underthesea is a dependency
         return text
     out: str = text_normalize(text)
@@ -81,7 +96,7 @@ def load_abbreviations(path: Path) -> dict[str, str]:
     """Read ``abbreviations.yaml``: {short form: full words}. Keys are matched folded and lower-cased."""
     if not path.exists():
         return {}
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = yamlio.safe_load(path.read_text(encoding="utf-8")) or {}
     table: dict[str, str] = {}
     for key, value in (data.get("abbreviations") or {}).items():
         table[fold(str(key))] = nfc(str(value)).lower()

@@ -11,79 +11,27 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select, update
 
-from bot.config import load_settings
 from bot.dialogue import Dialogue
 from bot.messages import Button
-from bot.models import Outbox, utcnow
-from bot.runtime import AssistantHolder
-from bot.store import Store
-from handlers.app import (
-    BatchingEmbedder,
-    Channel,
-    ServeOptions,
-    configured_channels,
-    create_app,
-    deliver_outbox_once,
-)
+from bot.storage import Storage
+from bot.storage.models import Outbox, utcnow
+from handlers.channels import Channel, configured_channels
+from handlers.outbox import OutboxDeliverer
+from handlers.server import create_app
 from handlers.web import IpLimiter
-from indexer.embed import HashingEmbedder
-from indexer.index import build_index
-
-try:
-    from tests.db_fixtures import db_url, migrated_url, store  # noqa: F401
-except ImportError:  # pragma: no cover
-    from db_fixtures import db_url, migrated_url, store  # type: ignore[no-redef]  # noqa: F401
-
-DEPT = "Sở Lao động – Thương binh và Xã hội tỉnh Thử Nghiệm"
+from indexer.batching import BatchingEmbedder
+from tests.fakes import FakeChannel, HashingEmbedder
+from tests.support import DEPT, make_settings
 
 
-@pytest.fixture
-def dialogue(store: Store, migrated_url: str, tmp_path: Path, mini_kb: Path) -> Dialogue:
-    settings = load_settings(
-        knowledge_dir=mini_kb, data_dir=tmp_path / "var", embedding_model="fake-hashing-256",
-        database_url=migrated_url, min_dense_for_answer=0.0, dense_weight=0.3, answer_threshold=0.5,
-        choice_threshold=0.3, dept_name=DEPT,
-    )
-    build_index(settings.knowledge_dir, settings.index_root, HashingEmbedder(256))
-    holder = AssistantHolder(settings, embedder=HashingEmbedder(256), active_version=store.active_kb_version)
-    return Dialogue.from_settings(settings, store=store, holder=holder)
-
-
-class FakeChannel:
-    """A channel adapter as handlers.app expects one: records what it sends, fails when told to."""
-
-    def __init__(self, name: str = "fake", fail_times: int = 0) -> None:
-        self.name = name
-        self.router: APIRouter | None = APIRouter()
-        self.sent: list[tuple[str, str, list[Button]]] = []
-        self.fail_times = fail_times
-        self.started = self.stopped = False
-
-        @self.router.post(f"/{name}/webhook")
-        async def webhook() -> dict[str, bool]:
-            return {"ok": True}
-
-    async def start(self) -> None:
-        self.started = True
-
-    async def stop(self) -> None:
-        self.stopped = True
-
-    async def send(self, chat_id: str, text: str, buttons: list[Button]) -> None:
-        if self.fail_times > 0:
-            self.fail_times -= 1
-            raise ConnectionError("the platform is down")
-        self.sent.append((chat_id, text, buttons))
-
-
-def make_client(dialogue: Dialogue, channels: list[Any] | None = None, **opts: Any) -> TestClient:
-    options = ServeOptions(**{"reload_seconds": 3600, "outbox_poll_seconds": 0.05, **opts})
-    app = create_app(dialogue.settings, dialogue, channels=channels if channels is not None else [],
-                     options=options)
+def make_client(dialogue: Dialogue, channels: list[Any] | None = None, **serve: Any) -> TestClient:
+    s = dialogue.settings
+    settings = s.model_copy(update={"serve": s.serve.model_copy(
+        update={"reload_seconds": 3600, "outbox_poll_seconds": 0.05, **serve})})
+    app = create_app(settings, dialogue, channels=channels if channels is not None else [])
     return TestClient(app, raise_server_exceptions=False)
 
 
@@ -101,7 +49,7 @@ def chat(client: TestClient, chat_id: str, **body: Any) -> dict[str, Any]:
     return replies[0]
 
 
-def test_ask_answer_details_and_feedback(client: TestClient, store: Store) -> None:
+def test_ask_answer_details_and_feedback(client: TestClient, store: Storage) -> None:
     r = chat(client, "chat-answer-1", text="Trợ cấp thất nghiệp được hưởng bao nhiêu tiền một tháng?")
     assert r["kind"] == "answer"
     payloads = [b["payload"] for b in r["buttons"]]
@@ -111,9 +59,9 @@ def test_ask_answer_details_and_feedback(client: TestClient, store: Store) -> No
     assert "Thành phần hồ sơ" in d["text"]
     fb = chat(client, "chat-answer-1", payload="fb:1")
     assert fb["kind"] == "info" and "Cảm ơn" in fb["text"]
-    rows = store.session
+    rows = store.db.transaction
     with rows() as s:
-        from bot.models import Feedback
+        from bot.storage.models import Feedback
 
         assert [(f.helpful, f.entry_id) for f in s.scalars(select(Feedback))] == [(True, "tctn-huong-muc")]
 
@@ -193,85 +141,104 @@ def test_healthz_ok_and_db_down(client: TestClient, dialogue: Dialogue, tmp_path
     body = h.json()
     assert body["status"] == "ok" and body["db"] is True
     assert body["index_version"] == dialogue.holder.version and body["index_version"]
-    good = dialogue.store.engine
-    dialogue.store.engine = create_engine(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'db.sqlite3'}")
+    good = dialogue.store.db.engine
+    dialogue.store.db.engine = create_engine(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'db.sqlite3'}")
     try:
         h = client.get("/healthz")
     finally:
-        dialogue.store.engine = good
+        dialogue.store.db.engine = good
     assert h.status_code == 503 and h.json()["db"] is False and h.json()["status"] == "error"
 
 
-def test_web_outbox_messages_are_polled_once(client: TestClient, store: Store) -> None:
-    store.enqueue_outbox("web", "chat-poll-0001", "Cán bộ trả lời: hồ sơ của bạn đã xong.",
-                         [Button("Hữu ích", "fb:1")])
-    store.enqueue_outbox("web", "chat-poll-0002", "cho người khác")
+def test_web_outbox_messages_are_fetched_then_acknowledged(client: TestClient, store: Storage) -> None:
+    oid = store.outbox.enqueue("web", "chat-poll-0001", "Cán bộ trả lời: hồ sơ của bạn đã xong.",
+                               [Button("Hữu ích", "fb:1")])
+    store.outbox.enqueue("web", "chat-poll-0002", "cho người khác")
+    expected = {"messages": [{"id": oid, "text": "Cán bộ trả lời: hồ sơ của bạn đã xong.", "kind": "officer",
+                              "buttons": [{"label": "Hữu ích", "payload": "fb:1"}]}]}
     r = client.get("/api/chat/chat-poll-0001/messages")
-    assert r.status_code == 200
-    assert r.json() == {"messages": [{"text": "Cán bộ trả lời: hồ sơ của bạn đã xong.", "kind": "officer",
-                                      "buttons": [{"label": "Hữu ích", "payload": "fb:1"}]}]}
+    assert r.status_code == 200 and r.json() == expected
+    assert client.get("/api/chat/chat-poll-0001/messages").json() == expected  # reading changes nothing
+    assert client.post("/api/chat/chat-poll-0002/messages/ack", json={"ids": [oid]}).json() == {"acknowledged": 0}
+    assert client.post("/api/chat/chat-poll-0001/messages/ack", json={"ids": [oid]}).json() == {"acknowledged": 1}
     assert client.get("/api/chat/chat-poll-0001/messages").json() == {"messages": []}
-    assert [m.chat_id for m in store.due_outbox("web")] == ["chat-poll-0002"]
+    assert [m.chat_id for m in store.outbox.due("web")] == ["chat-poll-0002"]
     assert client.get("/api/chat/bad id/messages").status_code in (400, 404)
+    assert client.post("/api/chat/chat-poll-0001/messages/ack", json={"ids": "x"}).status_code == 400
 
 
-def test_outbox_worker_delivers_and_retries(dialogue: Dialogue, store: Store) -> None:
+def test_outbox_worker_delivers_and_retries(dialogue: Dialogue, store: Storage) -> None:
     fake = FakeChannel("fake", fail_times=1)
     assert isinstance(fake, Channel)
-    oid = store.enqueue_outbox("fake", "42", "Xin chào từ cán bộ", [Button("Có", "fb:1")])
-    store.enqueue_outbox("other", "43", "no channel with this name: stays pending")
+    oid = store.outbox.enqueue("fake", "42", "Xin chào từ cán bộ", [Button("Có", "fb:1")])
+    store.outbox.enqueue("other", "43", "no channel with this name: stays pending")
     with make_client(dialogue, channels=[fake]) as c:
         assert fake.started
         assert c.post("/fake/webhook").json() == {"ok": True}  # the channel's router is mounted
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:  # the first attempt fails
-            with store.session() as s:
-                row = s.get(Outbox, oid)
-                assert row is not None
-                if row.attempts == 1:
-                    break
-            time.sleep(0.02)
-        with store.session() as s:
+        assert fake.failed_event.wait(10)  # the first attempt fails
+        deliverer = c.app.state.deliverer  # type: ignore[attr-defined]
+        deliverer.round_done.clear()
+        assert deliverer.round_done.wait(10)  # the failure is recorded by the end of that round
+        with store.db.transaction() as s:
             row = s.get(Outbox, oid)
             assert row is not None
             assert row.status == "pending" and row.attempts == 1 and "platform is down" in (row.last_error or "")
             assert row.next_attempt_at > utcnow() + timedelta(seconds=20)  # back-off
             s.execute(update(Outbox).where(Outbox.id == oid).values(next_attempt_at=utcnow()))
-        deadline = time.monotonic() + 5
-        while not fake.sent and time.monotonic() < deadline:
-            time.sleep(0.02)
+        assert fake.sent_event.wait(10)
+        deliverer.round_done.clear()
+        assert deliverer.round_done.wait(10)
     assert fake.stopped
     assert fake.sent == [("42", "Xin chào từ cán bộ", [Button("Có", "fb:1")])]
-    with store.session() as s:
+    with store.db.transaction() as s:
         row = s.get(Outbox, oid)
         assert row is not None and row.status == "sent" and row.attempts == 2
-    assert [m.channel for m in store.due_outbox()] == ["other"]
+    assert [m.channel for m in store.outbox.due()] == ["other"]
 
 
-def test_outbox_gives_up_after_max_attempts(store: Store) -> None:
+def test_outbox_gives_up_after_max_attempts(store: Storage) -> None:
     fake = FakeChannel("fake", fail_times=10)
-    oid = store.enqueue_outbox("fake", "7", "x")
+    oid = store.outbox.enqueue("fake", "7", "x")
+    deliverer = OutboxDeliverer(store.outbox, {"fake": fake}, max_attempts=2)
     for _ in range(2):
-        asyncio.run(deliver_outbox_once(store, {"fake": fake}, max_attempts=2))
-        with store.session() as s:
+        assert asyncio.run(deliverer.deliver_once()) == 0
+        with store.db.transaction() as s:
             s.execute(update(Outbox).where(Outbox.id == oid, Outbox.status == "pending")
                       .values(next_attempt_at=utcnow()))
-    with store.session() as s:
+    with store.db.transaction() as s:
         row = s.get(Outbox, oid)
         assert row is not None and row.status == "failed" and row.attempts == 2
-    assert asyncio.run(deliver_outbox_once(store, {"fake": fake})) == 0
+    assert asyncio.run(deliverer.deliver_once()) == 0 and fake.failures == 2
 
 
-def test_configured_channels_without_channel_modules_or_tokens(dialogue: Dialogue) -> None:
-    chans = configured_channels(dialogue.settings, dialogue, dialogue.store)
-    assert all(isinstance(c, Channel) for c in chans)  # none without tokens, whatever is installed
-    assert chans == []
+def test_a_claimed_message_is_not_sent_twice(store: Storage) -> None:
+    fake = FakeChannel("fake")
+    store.outbox.enqueue("fake", "7", "một lần thôi")
+    one = OutboxDeliverer(store.outbox, {"fake": fake})
+    two = OutboxDeliverer(Storage(store.engine).outbox, {"fake": fake})  # a second server process
+
+    async def both() -> list[int]:
+        return list(await asyncio.gather(one.deliver_once(), two.deliver_once()))
+
+    assert sorted(asyncio.run(both())) == [0, 1]
+    assert [t for _c, t, _b in fake.sent] == ["một lần thôi"]
+
+
+def test_configured_channels_without_tokens(dialogue: Dialogue) -> None:
+    assert configured_channels(dialogue.settings, dialogue, dialogue.store) == []
+
+
+def test_configured_channels_with_tokens(dialogue: Dialogue, tmp_path: Path) -> None:
+    s = make_settings(tmp_path, dialogue.settings.knowledge_dir, telegram={"token": "123:abc"},
+                      zalo={"app_id": "1", "oa_secret_key": "k", "app_secret_key": "s"})
+    chans = configured_channels(s, dialogue, dialogue.store)
+    assert [c.name for c in chans] == ["telegram", "zalo"] and all(isinstance(c, Channel) for c in chans)
 
 
 def test_cli_serve_refuses_without_schema_or_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from bot.db import upgrade
+    from bot.storage.engine import upgrade
     from handlers.cli import app
 
     monkeypatch.setenv("LDTBXH_DATA_DIR", str(tmp_path / "var"))
@@ -325,9 +292,82 @@ def test_batching_embedder_batches_caches_and_propagates_errors() -> None:
     n = len(slow.calls)
     again = emb.embed([texts[0]], "query: ")  # remembered: no model call
     assert len(slow.calls) == n and emb.hits == 1 and np.allclose(again, results[texts[0]])
-    assert emb.embed(["a", "b"], "passage: ").shape == (2, 64)  # builds go straight through
+    builds = len(slow.calls)
+    assert emb.embed([f"đoạn {i}" for i in range(5)], "passage: ").shape == (5, 64)  # builds go straight
+    assert slow.calls[builds:] == [5]
     slow.fail = True
     with pytest.raises(RuntimeError, match="model crashed"):
         emb.embed(["chưa gặp"], "query: ")
     slow.fail = False
     assert emb.embed(["chưa gặp"], "query: ").shape == (1, 64)  # the failure is not cached
+
+
+def test_batching_embedder_batches_two_view_questions_together() -> None:
+    """A long message is embedded as two texts (its body and its asking sentences): concurrent messages
+    still share forward passes, each gets its own vectors in its own order, and a batch never exceeds
+    ``max_batch``."""
+    slow = SlowEmbedder()
+    emb = BatchingEmbedder(slow, max_batch=8, cache_size=0)
+    pairs = [(f"chuyện dài số {i} của tôi", f"câu hỏi {i}") for i in range(10)]
+    results: dict[int, Any] = {}
+
+    def ask(i: int) -> None:
+        results[i] = emb.embed(list(pairs[i]), "query: ")
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(10)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sum(slow.calls) == 20 and len(slow.calls) < 10 and max(slow.calls) <= 8
+    for i, pair in enumerate(pairs):
+        assert results[i].shape == (2, 64)
+        assert np.allclose(results[i], slow.inner.embed(list(pair), "query: "))
+
+
+def test_ldtbxh_serve_in_a_subprocess_with_the_fake_embedder(tmp_path: Path, mini_kb: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ldtbxh serve`` as its own process: it gets the tests' fake embedder from the test-only setting
+    ``LDTBXH_TEST_EMBEDDER`` (an import path), serves the web chat and reports its index on /healthz."""
+    import os
+    import queue
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+    from typer.testing import CliRunner
+
+    from handlers.cli import app as cli
+    from tests.support import REPO, TEST_EMBEDDER
+
+    env = {"LDTBXH_KNOWLEDGE_DIR": str(mini_kb), "LDTBXH_DATA_DIR": str(tmp_path / "var"),
+           "LDTBXH_TEST_EMBEDDER": TEST_EMBEDDER, "LDTBXH_MIN_DENSE_FOR_ANSWER": "0", "LDTBXH_DENSE_WEIGHT": "0.3",
+           "LDTBXH_ANSWER_THRESHOLD": "0.5", "LDTBXH_CHOICE_THRESHOLD": "0.3"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert CliRunner().invoke(cli, ["db", "upgrade"]).exit_code == 0
+    assert CliRunner().invoke(cli, ["index", "build"]).exit_code == 0
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("LDTBXH_")}
+    child_env.update(env, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "handlers.cli", "serve", "--port", str(port)], env=child_env,
+                            cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr or []], daemon=True).start()
+    try:
+        seen = []
+        # uvicorn logs "Application startup complete" before it binds the socket; "Uvicorn running on" after
+        while not any("Uvicorn running on" in line for line in seen):
+            seen.append(lines.get(timeout=120))
+        base = f"http://127.0.0.1:{port}"
+        health = httpx.get(base + "/healthz").json()
+        assert health["status"] == "ok" and health["index_version"]
+        r = httpx.post(base + "/api/chat", json={"chat_id": "sub-process-1",
+                                                 "text": "Trợ cấp thất nghiệp được hưởng bao nhiêu tiền một tháng?"})
+        assert r.json()["replies"][0]["kind"] == "answer"
+    finally:
+        proc.terminate()
+        proc.wait(30)

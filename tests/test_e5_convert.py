@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import time
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,12 +93,8 @@ def no_network() -> Iterator[None]:
 def built(tmp_path_factory: pytest.TempPathFactory, no_network: None) -> dict[str, Any]:
     cache = tmp_path_factory.mktemp("e5cache")
     messages: list[str] = []
-    t0 = time.perf_counter()
     path = materialize_e5(cache, progress=messages.append)
-    seconds = time.perf_counter() - t0
-    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    print(f"\nmaterialised in {seconds:.1f}s, {size / 1e6:.0f} MB: {path}")
-    return {"cache": cache, "path": path, "messages": messages, "seconds": seconds}
+    return {"cache": cache, "path": path, "messages": messages}
 
 
 @pytest.fixture(scope="module")
@@ -210,11 +205,8 @@ def test_second_call_is_fast_and_does_not_rewrite(built: dict[str, Any]) -> None
     path: Path = built["path"]
     before = {p: p.stat().st_mtime_ns for p in path.rglob("*")}
     messages: list[str] = []
-    t0 = time.perf_counter()
     again = materialize_e5(built["cache"], progress=messages.append)
-    elapsed = time.perf_counter() - t0
     assert again == path
-    assert elapsed < 1.0
     assert messages == []
     assert {p: p.stat().st_mtime_ns for p in path.rglob("*")} == before
 
@@ -234,8 +226,9 @@ def test_rebuilds_on_stale_marker_and_force(tmp_path: Path, no_network: None) ->
     assert fresh["sha256"] != "0" * 64
     assert marker_path.stat().st_mtime_ns != stale_mtime
 
-    weights_mtime = (path / "model.safetensors").stat().st_mtime_ns
-    time.sleep(0.01)
+    weights = path / "model.safetensors"
+    os.utime(weights, ns=(0, 0))  # a rewrite gives it a new modification time
+    weights_mtime = weights.stat().st_mtime_ns
     assert materialize_e5(tmp_path, force=True) == path
     assert (path / "model.safetensors").stat().st_mtime_ns != weights_mtime
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == [MODEL_DIRNAME]

@@ -8,16 +8,10 @@ from typing import Any
 import pytest
 
 from bot.config import Settings
-from bot.dossier_settings import DossierSettings
 from bot.followup import FollowUpFlow
 from bot.messages import Incoming, Reply
-from bot.models import FollowUp
-from bot.store import Store
-
-try:  # the fixtures module, whether or not the repository root is on sys.path
-    from tests.db_fixtures import *  # noqa: F403
-except ModuleNotFoundError:
-    from db_fixtures import *  # type: ignore[no-redef]  # noqa: F403
+from bot.storage import Storage
+from bot.storage.models import FollowUp
 
 
 def msg(text: str = "", payload: str | None = None, chat: str = "z1") -> Incoming:
@@ -25,8 +19,9 @@ def msg(text: str = "", payload: str | None = None, chat: str = "z1") -> Incomin
 
 
 @pytest.fixture
-def flow(store: Store, settings: Settings) -> FollowUpFlow:
-    return FollowUpFlow(store, settings, DossierSettings(followup_sla="trong vòng 1 ngày làm việc"))
+def flow(store: Storage, settings: Settings) -> FollowUpFlow:
+    assert settings.dossiers.followup_sla == "trong vòng 1 ngày làm việc"
+    return FollowUpFlow(store.followups, settings)
 
 
 def run(flow: FollowUpFlow, state: dict[str, Any] | None, *messages: Incoming) -> tuple[Reply, dict[str, Any] | None]:
@@ -55,7 +50,7 @@ def test_not_for_the_followup(flow: FollowUpFlow) -> None:
     assert flow.handle(msg("5678"), {"flow": "dossier", "step": "await_phone4", "receipt": "x"}) is None
 
 
-def test_full_dialogue_stores_a_ticket(flow: FollowUpFlow, store: Store, settings: Settings) -> None:
+def test_full_dialogue_stores_a_ticket(flow: FollowUpFlow, store: Storage, settings: Settings) -> None:
     r, state = run(
         flow,
         None,
@@ -69,10 +64,10 @@ def test_full_dialogue_stores_a_ticket(flow: FollowUpFlow, store: Store, setting
     assert state and state["step"] == "confirm"
     assert "Họ tên: Nguyễn Văn An" in r.text and "0912 345 678" in r.text and "chưa có kết quả" in r.text
     assert [(b.label, b.payload) for b in r.buttons] == [("Xác nhận", "followup:confirm"), ("Hủy", "followup:cancel")]
-    assert store.list_followups() == []
+    assert store.followups.recent() == []
     r, state = run(flow, state, msg(payload="followup:confirm"))
-    assert state is None
-    tickets = store.list_followups()
+    tickets = store.followups.recent()
+    assert state == {"last_ticket": tickets[0].id}  # the form is over; the ticket is remembered
     assert len(tickets) == 1
     t: FollowUp = tickets[0]
     assert (t.name, t.phone, t.question, t.status, t.channel) == (
@@ -84,13 +79,13 @@ def test_full_dialogue_stores_a_ticket(flow: FollowUpFlow, store: Store, setting
     )
     assert f"Đã ghi nhận yêu cầu số {t.id}" in r.text
     assert "09******78" in r.text and "0912345678" not in r.text
-    assert "trong vòng 1 ngày làm việc" in r.text and settings.dept_hotline in r.text
+    assert "trong vòng 1 ngày làm việc" in r.text and settings.department.dept_hotline in r.text
 
 
 @pytest.mark.parametrize(
     "bad", ["0123456789", "091234567", "09123456789", "0212345678", "abc", "+1 202 555 0100", "1900 1234", "0012345678"]
 )
-def test_invalid_phone_numbers_are_refused(flow: FollowUpFlow, store: Store, bad: str) -> None:
+def test_invalid_phone_numbers_are_refused(flow: FollowUpFlow, store: Storage, bad: str) -> None:
     _, state = run(flow, None, msg("gặp cán bộ"), msg("Trần Thị Bích Ngọc"))
     r = flow.handle(msg(bad), state)
     assert r is not None and "chưa đúng định dạng số di động Việt Nam" in r.text
@@ -107,13 +102,13 @@ def test_valid_phone_formats(flow: FollowUpFlow, good: str, normal: str) -> None
     assert state is not None and state["phone"] == normal
 
 
-def test_three_invalid_phones_end_the_dialogue(flow: FollowUpFlow, store: Store, settings: Settings) -> None:
+def test_three_invalid_phones_end_the_dialogue(flow: FollowUpFlow, store: Storage, settings: Settings) -> None:
     _, state = run(flow, None, msg("gặp cán bộ"), msg("Lê Văn Cường"))
     r, state = run(flow, state, msg("123"), msg("0999"))
     assert state is not None and state["phone_errors"] == 2
     r, state = run(flow, state, msg("không có"))
-    assert state is None and settings.dept_hotline in r.text
-    assert store.list_followups() == []
+    assert state is None and settings.department.dept_hotline in r.text
+    assert store.followups.recent() == []
 
 
 def test_invalid_names_are_refused(flow: FollowUpFlow) -> None:
@@ -126,7 +121,7 @@ def test_invalid_names_are_refused(flow: FollowUpFlow) -> None:
 
 
 @pytest.mark.parametrize("word", ["hủy", "Thôi", "thôi không cần nữa", "huy"])
-def test_cancel_at_any_step(flow: FollowUpFlow, store: Store, word: str) -> None:
+def test_cancel_at_any_step(flow: FollowUpFlow, store: Storage, word: str) -> None:
     steps = [msg("gặp cán bộ"), msg("Nguyễn Văn An"), msg("0912345678"), msg("Hỏi về hồ sơ")]
     for n in range(1, len(steps) + 1):
         _, state = run(flow, None, *steps[:n])
@@ -134,30 +129,30 @@ def test_cancel_at_any_step(flow: FollowUpFlow, store: Store, word: str) -> None
         assert r is not None and r.state is None and "đã hủy" in r.text
     r = flow.handle(msg(payload="followup:cancel"), {"flow": "followup", "step": "confirm"})
     assert r is not None and r.state is None
-    assert store.list_followups() == []
+    assert store.followups.recent() == []
 
 
-def test_start_after_a_fallback_skips_the_question(flow: FollowUpFlow, store: Store) -> None:
+def test_start_after_a_fallback_skips_the_question(flow: FollowUpFlow, store: Storage) -> None:
     r = flow.start(msg("cho tôi gặp cán bộ"), question="Chế độ cho người có công ở xã tôi thế nào?")
     r, state = run(flow, r.state, msg("Đặng Văn Giang"), msg("0905123456"))
     assert state is not None and state["step"] == "confirm" and "Chế độ cho người có công" in r.text
     r, state = run(flow, state, msg("ok"))
-    assert state is None
-    assert store.list_followups()[0].question == "Chế độ cho người có công ở xã tôi thế nào?"
+    assert state == {"last_ticket": store.followups.recent()[0].id}
+    assert store.followups.recent()[0].question == "Chế độ cho người có công ở xã tôi thế nào?"
     # The fallback's button: the core keeps the unanswered question in the state as last_question.
     r2 = flow.handle(msg(payload="followup:start"), {"flow": "fallback", "last_question": "Hỏi về BHXH"})
     assert r2 is not None and r2.state is not None and r2.state["question"] == "Hỏi về BHXH"
 
 
-def test_unclear_answer_at_confirm_asks_again(flow: FollowUpFlow, store: Store) -> None:
+def test_unclear_answer_at_confirm_asks_again(flow: FollowUpFlow, store: Storage) -> None:
     _, state = run(flow, None, msg("gặp cán bộ"), msg("Nguyễn Văn An"), msg("0912345678"), msg("Hỏi về hồ sơ"))
     r = flow.handle(msg("để tôi nghĩ"), state)
     assert r is not None and r.state == state and "Xác nhận" in r.text and len(r.buttons) == 2
-    assert store.list_followups() == []
+    assert store.followups.recent() == []
 
 
 def test_names_and_phones_are_masked_in_logs(
-    flow: FollowUpFlow, store: Store, caplog: pytest.LogCaptureFixture
+    flow: FollowUpFlow, store: Storage, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.DEBUG):
         run(
@@ -173,3 +168,12 @@ def test_names_and_phones_are_masked_in_logs(
     assert "follow-up #" in logged
     assert "Nguyễn V. A." in logged and "09******78" in logged
     assert "Nguyễn Văn An" not in logged and "0912345678" not in logged and "0912 345 678" not in logged
+
+
+@pytest.mark.parametrize("name", ["Lê Thị Ái", "Nguyễn Văn Hội", "Lương Văn Can", "Trần Thu", "Hồ Sơn", "Gia Bảo"])
+def test_names_that_look_like_words_are_still_names(flow: FollowUpFlow, name: str) -> None:
+    from bot.followup import reads_as_question
+
+    assert not reads_as_question(name)
+    r, state = run(flow, None, msg("gặp cán bộ"), msg(name))
+    assert state and state["step"] == "phone" and f"Cảm ơn anh/chị {name}" in r.text

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from indexer.embed import HashingEmbedder
 from indexer.index import (
     IndexMismatch,
     IndexMissing,
@@ -16,6 +15,7 @@ from indexer.index import (
     load_index,
     rollback,
 )
+from tests.fakes import HashingEmbedder
 
 
 def test_build_writes_manifest_and_publishes(fake_settings) -> None:

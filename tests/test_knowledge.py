@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from indexer.embed import HashingEmbedder
+from bot.config import load_settings
 from indexer.index import KnowledgeInvalid, build_index, current_version
-from indexer.knowledge import load_knowledge, render
+from indexer.knowledge import load_knowledge
+from indexer.placeholders import PLACEHOLDERS, render
+from tests.fakes import HashingEmbedder
 
 
 def test_mini_kb_is_valid(mini_kb: Path) -> None:
@@ -95,3 +97,22 @@ def test_broken_base_is_not_indexed(mini_kb: Path, tmp_path: Path) -> None:
 
 def test_render_placeholders() -> None:
     assert render("Gọi {dept_hotline} nhé", {"dept_hotline": "0123"}) == "Gọi 0123 nhé"
+
+
+def test_agency_placeholders_are_configurable_and_valid_in_knowledge(mini_kb: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    agencies = {"agency_labour", "agency_merit", "agency_social", "agency_children", "agency_vocational",
+                "agency_poverty", "agency_drug_rehab"}
+    assert agencies <= PLACEHOLDERS
+    defaults = load_settings().department.placeholders()
+    assert defaults["agency_labour"] == "Sở Nội vụ" and defaults["agency_poverty"] == "Sở Nông nghiệp và Môi trường"
+    monkeypatch.setenv("LDTBXH_AGENCY_SOCIAL", "Sở Y tế tỉnh Thử Nghiệm")
+    values = load_settings().department.placeholders()
+    assert set(values) == PLACEHOLDERS and values["agency_social"] == "Sở Y tế tỉnh Thử Nghiệm"
+    _append(mini_kb / "qa" / "tctn-huong.yaml",
+            "- id: cai-nghien-test\n  topic: tctn-huong\n  question: Cai nghiện ở đâu?\n"
+            "  answer: Việc này do {agency_drug_rehab} phụ trách.\n  legal_basis: [Luật]\n"
+            "  valid_from: 2026-01-01\n")
+    kb = load_knowledge(mini_kb)
+    assert kb.errors == []
+    assert render(kb.by_id()["cai-nghien-test"].answer, values) == "Việc này do Sở Y tế phụ trách."

@@ -11,17 +11,14 @@ import pytest
 from sqlalchemy import update
 
 from bot.config import Settings
-from bot.dossier_settings import DossierSettings
-from bot.dossiers import Dossier, FakeDossierSource, HttpDossierSource, LocalDossierSource, import_dossiers
+from bot.dossiers.importer import import_dossiers
+from bot.dossiers.sources import HttpDossierSource, LocalDossierSource
+from bot.dossiers.statuses import Dossier
 from bot.lookup import DossierLookup
 from bot.messages import Incoming, Reply
-from bot.models import DossierLookupLog, utcnow
-from bot.store import Store
-
-try:  # the fixtures module, whether or not the repository root is on sys.path
-    from tests.db_fixtures import *  # noqa: F403
-except ModuleNotFoundError:
-    from db_fixtures import *  # type: ignore[no-redef]  # noqa: F403
+from bot.storage import Storage
+from bot.storage.models import DossierLookupLog, utcnow
+from tests.fakes import FakeDossierSource
 
 TODAY = datetime(2024, 11, 20, 9, 0)
 DATA = Path(__file__).parent / "data" / "dossiers"
@@ -66,9 +63,9 @@ def msg(text: str = "", chat: str = "c1", payload: str | None = None) -> Incomin
     return Incoming(channel="telegram", chat_id=chat, text=text, payload=payload)
 
 
-@pytest.fixture
-def ds() -> DossierSettings:
-    return DossierSettings(lookup_limit_per_hour=10, lookup_verify_attempts=3)
+def limited(settings: Settings, **dossiers: object) -> Settings:
+    """``settings`` with some dossier settings changed."""
+    return settings.model_copy(update={"dossiers": settings.dossiers.model_copy(update=dossiers)})
 
 
 @pytest.fixture
@@ -77,8 +74,9 @@ def source() -> FakeDossierSource:
 
 
 @pytest.fixture
-def lookup(source: FakeDossierSource, store: Store, settings: Settings, ds: DossierSettings) -> DossierLookup:
-    return DossierLookup(source, store, settings, ds, clock=lambda: TODAY)
+def lookup(source: FakeDossierSource, store: Storage, settings: Settings) -> DossierLookup:
+    return DossierLookup(source, store.dossiers, limited(settings, lookup_limit_per_hour=10, lookup_verify_attempts=3),
+                         clock=lambda: TODAY)
 
 
 def assert_private(reply: Reply, *dossiers: Dossier) -> None:
@@ -105,7 +103,7 @@ def test_receipt_anywhere_in_a_message_gives_a_masked_summary(lookup: DossierLoo
     assert r.state == {"flow": "dossier", "step": "await_phone4", "receipt": "H41.22-241105-0012"}
 
 
-def test_correct_last_four_digits_show_full_details(lookup: DossierLookup, store: Store) -> None:
+def test_correct_last_four_digits_show_full_details(lookup: DossierLookup, store: Storage) -> None:
     r1 = lookup.handle(msg("H41.22-241105-0012"), None)
     assert r1 is not None
     r2 = lookup.handle(msg("5678"), r1.state)
@@ -121,7 +119,7 @@ def test_correct_last_four_digits_show_full_details(lookup: DossierLookup, store
     assert r4 is not None and "Cảm ơn anh/chị đã xác minh" in r4.text
 
 
-def test_wrong_digits_are_limited_per_receipt(lookup: DossierLookup, store: Store) -> None:
+def test_wrong_digits_are_limited_per_receipt_and_source(lookup: DossierLookup, store: Storage) -> None:
     r = lookup.handle(msg("H41.22-241105-0012"), None)
     assert r is not None
     state = r.state
@@ -133,10 +131,47 @@ def test_wrong_digits_are_limited_per_receipt(lookup: DossierLookup, store: Stor
     assert r is not None and "còn 1 lần thử" in r.text
     r = lookup.handle(msg("3333"), state)
     assert r is not None and r.state is None and "tạm dừng xác minh" in r.text
-    # Even the right digits, from another chat, are refused for an hour: no guessing across chats.
-    r = lookup.handle(msg("H41.22-241105-0012", chat="other"), None)
-    r = lookup.handle(msg("5678", chat="other"), r.state if r else None)
+    r = lookup.handle(msg("5678"), state)  # the guesser stays locked out, even with the right digits
     assert r is not None and "tạm dừng xác minh" in r.text and AN.note not in r.text
+    # ... but a stranger's wrong guesses do not lock the owner out: from their own chat, it works
+    r = lookup.handle(msg("H41.22-241105-0012", chat="owner"), None)
+    r = lookup.handle(msg("5678", chat="owner"), r.state if r else None)
+    assert r is not None and "Cảm ơn anh/chị đã xác minh" in r.text
+
+
+def test_guessing_from_many_chats_slows_down_without_locking_the_owner_out(
+        source: FakeDossierSource, store: Storage, settings: Settings) -> None:
+    lk = DossierLookup(source, store.dossiers, limited(settings, lookup_verify_receipt_failures=4,
+                                                       lookup_verify_slow_seconds=3600), clock=lambda: TODAY)
+    for i in range(4):  # four strangers, one wrong guess each
+        r = lk.handle(msg("H41.22-241105-0012", chat=f"x{i}"), None)
+        r = lk.handle(msg("1111", chat=f"x{i}"), r.state if r else None)
+        assert r is not None and "chưa khớp" in r.text
+    # now one attempt per slot: the first one in the slot is checked (the owner gets in) ...
+    r = lk.handle(msg("H41.22-241105-0012", chat="owner"), None)
+    r = lk.handle(msg("5678", chat="owner"), r.state if r else None)
+    assert r is not None and "Cảm ơn anh/chị đã xác minh" in r.text
+    # ... the next one waits for the next slot (a wait in minutes, not an hour-long lock)
+    r = lk.handle(msg("H41.22-241105-0012", chat="x9"), None)
+    r = lk.handle(msg("2222", chat="x9"), r.state if r else None)
+    assert r is not None and "cách nhau" in r.text and "thử lại sau khoảng" in r.text
+
+
+def test_enumeration_from_many_chats_of_one_address_is_limited(
+        source: FakeDossierSource, store: Storage, settings: Settings) -> None:
+    lk = DossierLookup(source, store.dossiers, limited(settings, lookup_not_found_per_source_per_hour=3),
+                       clock=lambda: TODAY)
+    answers = []
+    for i in range(8):  # a new web chat id for every guess, all from one address
+        m = Incoming(channel="web", chat_id=f"chat-{i:08d}", text=f"H41.22-241105-{9000 + i:04d}", source="ip:abc")
+        r = lk.handle(m, None)
+        assert r is not None
+        answers.append("tạm dừng tra cứu" in r.text)
+    assert answers == [False, False, False, True, True, True, True, True]
+    # another address is not affected; the global and per-receipt counters hold across processes (database)
+    other = lk.handle(Incoming(channel="web", chat_id="chat-x0000001", text="H41.22-241105-0012", source="ip:def"),
+                      None)
+    assert other is not None and "Thông tin hồ sơ số" in other.text
 
 
 def test_supplement_next_step_before_and_after_verification(lookup: DossierLookup, settings: Settings) -> None:
@@ -149,7 +184,7 @@ def test_supplement_next_step_before_and_after_verification(lookup: DossierLooku
     r2 = lookup.handle(msg("4321"), r.state)
     assert r2 is not None
     assert "Ghi chú của cán bộ: Bổ sung bản sao hộ chiếu có chứng thực" in r2.text
-    assert settings.one_stop_office in r2.text and "mang theo giấy biên nhận" in r2.text
+    assert settings.department.one_stop_office in r2.text and "mang theo giấy biên nhận" in r2.text
     assert "Trần T. B. N." in r2.text
     assert_private(r2, NGOC)
 
@@ -198,20 +233,19 @@ def test_cancel_and_messages_that_are_not_for_the_lookup(lookup: DossierLookup) 
     assert r4 is not None and r4.state is None and "căn cước" in r4.text
 
 
-def test_unknown_number_gets_help_and_is_logged(lookup: DossierLookup, store: Store, settings: Settings) -> None:
+def test_unknown_number_gets_help_and_is_logged(lookup: DossierLookup, store: Storage, settings: Settings) -> None:
     r = lookup.handle(msg("H41.22-990101-9999"), None)
     assert r is not None
     assert "chưa tìm thấy hồ sơ có số biên nhận H41.22-990101-9999" in r.text
-    assert "Kiểm tra lại" in r.text and settings.dept_hotline in r.text and settings.one_stop_office in r.text
+    assert "Kiểm tra lại" in r.text and settings.department.dept_hotline in r.text and settings.department.one_stop_office in r.text
     assert [b.payload for b in r.buttons] == ["followup:start"]
-    assert store.unknown_receipts() == [("H41.22-990101-9999", 1)]
+    assert store.dossiers.unknown_receipts() == [("H41.22-990101-9999", 1)]
 
 
 def test_rate_limit_per_chat_survives_restarts(
-    source: FakeDossierSource, store: Store, settings: Settings
+    source: FakeDossierSource, store: Storage, settings: Settings
 ) -> None:
-    ds = DossierSettings(lookup_limit_per_hour=3)
-    lk = DossierLookup(source, store, settings, ds, clock=lambda: TODAY)
+    lk = DossierLookup(source, store.dossiers, limited(settings, lookup_limit_per_hour=3), clock=lambda: TODAY)
     for receipt in ("H41.22-241105-0012", "H41.22-000000-0001", "H41.22-000000-0002"):
         r = lk.handle(msg(receipt), None)
         assert r is not None and "tra cứu tối đa" not in r.text
@@ -222,47 +256,48 @@ def test_rate_limit_per_chat_survives_restarts(
     assert_private(r, NGOC)
 
     # A new instance (a restarted process) still sees the limit; another chat is not affected.
-    lk2 = DossierLookup(source, Store(store.engine), settings, ds, clock=lambda: TODAY)
+    lk2 = DossierLookup(source, Storage(store.engine).dossiers, limited(settings, lookup_limit_per_hour=3),
+                        clock=lambda: TODAY)
     r = lk2.handle(msg("H41.22-241106-0031"), None)
     assert r is not None and "tối đa 3 lần" in r.text
     r = lk2.handle(msg("H41.22-241106-0031", chat="c9"), None)
     assert r is not None and "Thông tin hồ sơ" in r.text
 
     # An hour later the chat may look up again.
-    with store.session() as s:
+    with store.db.transaction() as s:
         s.execute(update(DossierLookupLog).values(created_at=utcnow() - timedelta(minutes=61)))
     r = lk2.handle(msg("H41.22-241106-0031"), None)
     assert r is not None and "Thông tin hồ sơ" in r.text
 
 
 def test_source_down_gets_a_clear_message_and_does_not_count(
-    source: FakeDossierSource, store: Store, settings: Settings
+    source: FakeDossierSource, store: Storage, settings: Settings
 ) -> None:
     source.unavailable = True
-    lk = DossierLookup(source, store, settings, DossierSettings(lookup_limit_per_hour=1), clock=lambda: TODAY)
+    lk = DossierLookup(source, store.dossiers, limited(settings, lookup_limit_per_hour=1), clock=lambda: TODAY)
     for _ in range(3):
         r = lk.handle(msg("H41.22-241105-0012"), None)
-        assert r is not None and "tạm thời không phản hồi" in r.text and settings.dept_hotline in r.text
+        assert r is not None and "tạm thời không phản hồi" in r.text and settings.department.dept_hotline in r.text
     source.unavailable = False
     r = lk.handle(msg("H41.22-241105-0012"), None)
     assert r is not None and "Thông tin hồ sơ" in r.text
 
 
-def test_http_source_outage_in_the_dialogue(store: Store, settings: Settings) -> None:
+def test_http_source_outage_in_the_dialogue(store: Storage, settings: Settings) -> None:
     def down(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectTimeout("down", request=request)
 
     src = HttpDossierSource("https://motcua.example/{receipt}", {}, client=httpx.Client(transport=httpx.MockTransport(down)))
-    lk = DossierLookup(src, store, settings, DossierSettings(), clock=lambda: TODAY)
+    lk = DossierLookup(src, store.dossiers, settings, clock=lambda: TODAY)
     r = lk.handle(msg("H41.22-241105-0012"), None)
     assert r is not None and "hệ thống một cửa điện tử của tỉnh đang tạm thời không phản hồi" in r.text
 
 
 def test_lookup_on_imported_dossiers_and_no_personal_data_in_logs(
-    store: Store, settings: Settings, caplog: pytest.LogCaptureFixture
+    store: Storage, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import_dossiers(store, DATA / "messy.csv")
-    lk = DossierLookup(LocalDossierSource(store), store, settings, DossierSettings(), clock=lambda: TODAY)
+    import_dossiers(store.dossiers, DATA / "messy.csv")
+    lk = DossierLookup(LocalDossierSource(store.dossiers), store.dossiers, settings, clock=lambda: TODAY)
     with caplog.at_level(logging.DEBUG):
         r = lk.handle(msg("hồ sơ H41.22-241106-0031 của tôi"), None)
         assert r is not None and "Trần T. B. N." in r.text
@@ -271,3 +306,18 @@ def test_lookup_on_imported_dossiers_and_no_personal_data_in_logs(
         lk.handle(msg("H41.22-990101-9999"), None)
     logged = "\n".join(rec.getMessage() for rec in caplog.records)
     assert "0987654321" not in logged and "Trần Thị Bích Ngọc" not in logged
+    assert "receipt number not found" in logged and "990101" not in logged  # an unknown number is not logged
+
+
+@pytest.mark.parametrize("typed", ["H41 22 241105 0012", "h41 22-241105-0012", "hồ sơ H41 22 241105 0012 của tôi"])
+def test_receipt_typed_with_spaces_is_read_right(lookup: DossierLookup, typed: str) -> None:
+    r = lookup.handle(msg(typed), None)
+    assert r is not None and "Thông tin hồ sơ số H41.22-241105-0012" in r.text
+
+
+def test_an_overdue_dossier_names_no_past_expected_date(source: FakeDossierSource, store: Storage,
+                                                        settings: Settings) -> None:
+    late = DossierLookup(source, store.dossiers, settings, clock=lambda: datetime(2026, 11, 30, 9, 0))
+    r = late.handle(msg("H41.22-241105-0012"), None)
+    assert r is not None and "đã quá hạn 727 ngày" in r.text
+    assert "dự kiến" not in r.text and "hẹn lại ngày trả" in r.text

@@ -1,54 +1,105 @@
-"""The answer policy on hand-made candidate lists."""
+"""The fitted answer policy: decisions on given probabilities, persistence, fitting and cross-validation."""
 
 from __future__ import annotations
 
-from bot.policy import PolicyParams, decide
-from bot.retrieval import Candidate
+import json
+from pathlib import Path
 
-P = PolicyParams(answer_threshold=0.6, choice_threshold=0.4, answer_margin=0.05, choice_window=0.1,
-                 max_choices=3, min_dense_for_answer=0.8)
+import numpy as np
+import pytest
 
+from bot.evaluation import Row
+from bot.policy import Policy, PolicyError, Thresholds, decide_from
+from bot.policy_fit import Sample, fit_policy, fit_ranker, groups, predict_rows
+from bot.retrieval import QUESTION_FEATURES, TOPIC_FEATURES
 
-def c(eid: str, topic: str, score: float, dense: float = 0.9) -> Candidate:
-    return Candidate(eid, topic, score, dense, score, score)
-
-
-def test_no_candidates_falls_back() -> None:
-    assert decide([], P).kind == "fallback"
-
-
-def test_clear_winner_is_answered() -> None:
-    d = decide([c("a1", "a", 0.8), c("b1", "b", 0.6)], P)
-    assert d.kind == "answer" and d.best and d.best.entry_id == "a1"
+TH = Thresholds(answer_min=0.6, choice_min_scope=0.5, choice_ratio=0.2, choice_min_mass=0.5)
 
 
-def test_same_topic_runner_up_does_not_block_answer() -> None:
-    d = decide([c("a1", "a", 0.8), c("a2", "a", 0.79), c("b1", "b", 0.5)], P)
-    assert d.kind == "answer"
+def test_confident_in_scope_question_is_answered() -> None:
+    assert decide_from(np.array([0.9, 0.05, 0.05]), 0.95, TH) == ("answer", [0])
 
 
 def test_close_topics_offer_choices_best_first() -> None:
-    d = decide([c("a1", "a", 0.7), c("a2", "a", 0.69), c("b1", "b", 0.68), c("c1", "c", 0.62),
-                c("d1", "d", 0.61), c("e1", "e", 0.3)], P)
-    assert d.kind == "choices"
-    assert [o.entry_id for o in d.options] == ["a1", "b1", "c1"]
+    kind, idxs = decide_from(np.array([0.08, 0.45, 0.35, 0.06, 0.06]), 0.9, TH)
+    assert kind == "choices" and idxs == [1, 2]  # 0.08 < 0.2 x 0.45: not offered
 
 
-def test_low_score_falls_back() -> None:
-    assert decide([c("a1", "a", 0.35), c("b1", "b", 0.2)], P).kind == "fallback"
+def test_out_of_scope_question_is_declined_even_with_a_clear_topic() -> None:
+    assert decide_from(np.array([0.9, 0.05, 0.05]), 0.3, TH)[0] == "fallback"
 
 
-def test_low_similarity_falls_back_even_with_lexical_match() -> None:
-    assert decide([c("a1", "a", 0.9, dense=0.7)], P).kind == "fallback"
+def test_diffuse_probabilities_are_declined() -> None:
+    probs = np.full(20, 0.05)
+    assert decide_from(probs, 0.9, TH)[0] == "fallback"  # three options hold only 15 %
 
 
-def test_middle_score_single_option_is_choices() -> None:
-    d = decide([c("a1", "a", 0.5), c("b1", "b", 0.2)], P)
-    assert d.kind == "choices" and [o.entry_id for o in d.options] == ["a1"]
+def _policy() -> Policy:
+    return Policy(ranker=tuple(1.0 for _ in TOPIC_FEATURES), scope_weights=tuple(0.0 for _ in QUESTION_FEATURES),
+                  scope_bias=3.0, scope_mean=tuple(0.0 for _ in QUESTION_FEATURES),
+                  scope_scale=tuple(1.0 for _ in QUESTION_FEATURES), thresholds=TH, fitted={"note": "test"})
 
 
-def test_closer_to_out_of_scope_phrasing_falls_back() -> None:
-    cands = [c("a1", "a", 0.9, dense=0.91), c("b1", "b", 0.5, dense=0.88)]
-    d = decide(cands, P, oos_similarity=0.95)
-    assert d.kind == "fallback" and d.out_of_scope
-    assert decide(cands, P, oos_similarity=0.90).kind == "answer"
+def test_policy_round_trips_and_its_version_ignores_the_fitting_notes(tmp_path: Path) -> None:
+    p = _policy()
+    p.save(tmp_path / "policy.json")
+    q = Policy.load(tmp_path / "policy.json")
+    assert q == p and q.version == p.version
+    d = json.loads((tmp_path / "policy.json").read_text())
+    d["fitted"] = {"note": "other"}
+    assert Policy.from_dict(d).version == p.version
+    d["thresholds"]["answer_min"] = 0.7
+    assert Policy.from_dict(d).version != p.version
+
+
+def test_policy_fitted_on_other_features_is_refused(tmp_path: Path) -> None:
+    d = _policy().to_dict()
+    d["topic_features"] = ["something_else"]
+    (tmp_path / "p.json").write_text(json.dumps(d))
+    with pytest.raises(PolicyError, match="policy fit"):
+        Policy.load(tmp_path / "p.json")
+    with pytest.raises(PolicyError, match="no answer policy"):
+        Policy.load(tmp_path / "missing.json")
+
+
+def _samples(n: int, seed: int = 0) -> list[Sample]:
+    """Synthetic questions: topic 0..4; the right topic has a high value on feature 2 (noisy);
+    out-of-scope questions have a low first question feature."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        oos = i % 6 == 5
+        x = rng.normal(0, 1, (5, len(TOPIC_FEATURES)))
+        y = int(rng.integers(0, 5))
+        if not oos:
+            x[y, 2] += 3.0
+        qf = rng.normal(0, 1, len(QUESTION_FEATURES))
+        qf[0] += -3.0 if oos else 3.0
+        topics = [f"t{j}" for j in range(5)]
+        row = Row(q=f"câu hỏi số {i}", expect=None if oos else topics[y], tags=["x"])
+        out.append(Sample(row, x, qf, topics, {t: f"{t}-e" for t in topics}, topics, [] if oos else [y]))
+    return out
+
+
+def test_ranker_learns_the_informative_feature() -> None:
+    w = fit_ranker([s for s in _samples(200) if s.accept])
+    assert int(np.argmax(w)) == 2
+
+
+def test_cross_validated_policy_meets_its_constraints_on_separable_data() -> None:
+    samples = _samples(240)
+    rows, policies = predict_rows(samples, fit_policy, folds=5)
+    assert len(rows) == len(samples) and len(policies) == 5
+    ins = [r for r in rows if r.expect is not None]
+    oos = [r for r in rows if r.expect is None]
+    right = sum(1 for r in ins if r.shown and r.shown[0] == r.expect)
+    assert right / len(ins) > 0.8
+    assert sum(1 for r in oos if r.kind == "fallback") / len(oos) > 0.9
+
+
+def test_near_copies_share_a_fold() -> None:
+    rows = [Row("Tôi nghỉ việc thì hưởng trợ cấp thất nghiệp thế nào", "a", []),
+            Row("toi nghi viec thi huong tro cap that nghiep the nao", "a", []),
+            Row("mức chuẩn người có công là bao nhiêu", "b", [])]
+    g = groups(rows)
+    assert g[0] == g[1] != g[2]

@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from bot.dialogue import Dialogue
 from bot.privacy import (
     PiiLogFilter,
     format_mobile,
@@ -16,8 +17,8 @@ from bot.privacy import (
     mask_phone,
     mask_text,
     normalize_mobile,
-    strip_diacritics,
 )
+from bot.storage import Storage
 
 
 @pytest.mark.parametrize(
@@ -119,5 +120,33 @@ def test_log_filter_masks_messages_and_arguments() -> None:
 
 
 def test_helpers() -> None:
-    assert strip_diacritics("Số biên nhận Đồng") == "So bien nhan Dong"
     assert format_mobile("0912345678") == "0912 345 678"
+
+
+def test_free_text_is_masked_at_rest_and_the_follow_up_form_is_not_logged(dialogue: Dialogue, store: Storage) -> None:
+    from sqlalchemy import select
+
+    from bot.messages import Incoming
+    from bot.storage.models import RequestLog
+
+    def say(text: str) -> None:
+        dialogue.handle(Incoming("web", "chat-priv-0001", text=text))
+
+    say("CCCD của tôi là 034 092 001 234, số điện thoại 0912.345.678, tôi hỏi trợ cấp thất nghiệp")
+    say("gặp cán bộ")
+    say("Trần Thị Bình")
+    say("0987 654 321")
+    with store.db.transaction() as s:
+        logged = [r.question for r in s.scalars(select(RequestLog).order_by(RequestLog.id))]
+    text = "\n".join(logged)
+    for secret in ("034 092 001 234", "034092001234", "0912.345.678", "Trần Thị Bình", "0987 654 321"):
+        assert secret not in text
+    assert "03********34" in logged[0] and "09******78" in logged[0]
+    assert logged[2:] == ["[gặp cán bộ]", "[gặp cán bộ]"]
+
+
+def test_index_version_names_are_not_taken_for_phone_numbers() -> None:
+    from bot.privacy import mask_text
+
+    assert mask_text("switched to 20261130-063828-226-050dda0e") == "switched to 20261130-063828-226-050dda0e"
+    assert "0912-345-678" not in mask_text("gọi 0912-345-678")

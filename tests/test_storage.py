@@ -1,4 +1,4 @@
-"""Storage: migrations from empty, the schema check, and the Store API (SQLite and PostgreSQL)."""
+"""Storage: migrations from empty, the schema check, and the Storage API (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text, update
 
-from bot.db import (
+from bot.messages import Button
+from bot.storage import AlreadyExists, Storage
+from bot.storage.engine import (
     SchemaBehindError,
     check_schema_current,
     current_revision,
@@ -18,15 +20,8 @@ from bot.db import (
     head_revision,
     make_engine,
 )
-from bot.db import upgrade as db_upgrade
-from bot.messages import Button
-from bot.models import Base, ConversationState, Outbox, RequestLog, utcnow
-from bot.store import Store
-
-try:  # the fixtures module, whether or not the repository root is on sys.path
-    from tests.db_fixtures import *  # noqa: F403
-except ModuleNotFoundError:
-    from db_fixtures import *  # type: ignore[no-redef]  # noqa: F403
+from bot.storage.engine import upgrade as db_upgrade
+from bot.storage.models import Base, ConversationState, Outbox, RequestLog, utcnow
 
 EXPECTED_TABLES = {
     "chat_identities",
@@ -42,7 +37,9 @@ EXPECTED_TABLES = {
     "conversation_state",
     "outbox",
     "users",
-    "kb_versions",
+    "kb_drafts",
+    "console_sessions",
+    "channel_tokens",
 }
 
 
@@ -73,7 +70,7 @@ def test_migrations_from_empty_create_every_table_and_match_models(db_url: str) 
 
 def test_store_refuses_a_schema_that_is_behind(db_url: str) -> None:
     with pytest.raises(SchemaBehindError) as err:
-        Store(db_url)
+        Storage(db_url)
     assert "run: ldtbxh db upgrade" in str(err.value)
     engine = make_engine(db_url)
     try:
@@ -84,7 +81,7 @@ def test_store_refuses_a_schema_that_is_behind(db_url: str) -> None:
             check_schema_current(engine)
         with engine.begin() as conn:
             conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": head_revision()})
-        Store(engine)  # current again: accepted
+        Storage(engine)  # current again: accepted
     finally:
         engine.dispose()
 
@@ -96,19 +93,19 @@ def test_upgrade_accepts_settings(tmp_path: Path) -> None:
     assert settings.db_url.startswith("sqlite:///")
     assert db_upgrade(settings) == head_revision()
     assert (tmp_path / "data" / "ldtbxh.sqlite3").is_file()
-    s = Store(settings)
+    s = Storage(settings)
     s.close()
 
 
-def test_identity_is_created_once_per_channel_and_chat(store: Store) -> None:
-    a = store.identity("telegram", "1001")
-    assert store.identity("telegram", "1001") == a
-    assert store.identity("zalo", "1001") != a
-    assert store.identity("telegram", "1002") != a
+def test_identity_is_created_once_per_channel_and_chat(store: Storage) -> None:
+    a = store.identities.get_or_create("telegram", "1001")
+    assert store.identities.get_or_create("telegram", "1001") == a
+    assert store.identities.get_or_create("zalo", "1001") != a
+    assert store.identities.get_or_create("telegram", "1002") != a
 
 
-def test_requests_unanswered_and_feedback(store: Store) -> None:
-    rid = store.log_request(
+def test_requests_unanswered_and_feedback(store: Storage) -> None:
+    rid = store.requests.log(
         "web",
         "s1",
         "Tôi gọi 0912 345 678 hỏi trợ cấp thất nghiệp",
@@ -119,79 +116,94 @@ def test_requests_unanswered_and_feedback(store: Store) -> None:
         score=0.71,
         latency_ms=42.5,
     )
-    with store.session() as s:
+    with store.db.transaction() as s:
         row = s.get(RequestLog, rid)
         assert row is not None
         assert "0912 345 678" not in row.question and "09******78" in row.question
         assert (row.kind, row.entry_id, row.score, row.latency_ms) == ("answer", "tctn-huong", 0.71, 42.5)
         assert row.created_at is not None
     with pytest.raises(ValueError):
-        store.log_request("web", "s1", "x", kind="nonsense")
+        store.requests.log("web", "s1", "x", kind="nonsense")
 
-    fid = store.add_feedback("web", "s1", False, request_id=rid, entry_id="tctn-huong", comment="chưa rõ")
+    fid = store.requests.add_feedback("web", "s1", False, request_id=rid, entry_id="tctn-huong", comment="chưa rõ")
     assert fid > 0
 
-    uid = store.log_unanswered("web", "s1", "hỏi gì đó rất lạ", request_id=rid)
-    assert [u.id for u in store.list_unanswered()] == [uid]
-    store.resolve_unanswered(uid, actor="canbo1", status="answered", officer_reply="Đã trả lời", entry_id="new-entry")
-    assert store.list_unanswered() == []
-    done = store.list_unanswered(status="answered")
+    uid = store.requests.log_unanswered("web", "s1", "hỏi gì đó rất lạ", request_id=rid)
+    assert [u.id for u in store.requests.list_unanswered()] == [uid]
+    store.requests.resolve_unanswered(uid, actor="canbo1", status="answered", officer_reply="Đã trả lời", entry_id="new-entry")
+    assert store.requests.list_unanswered() == []
+    done = store.requests.list_unanswered(status="answered")
     assert done[0].entry_id == "new-entry" and done[0].handled_by == "canbo1"
-    audit = store.audit_entries()
+    audit = store.audit.entries()
     assert audit[0].action == "unanswered.answered" and audit[0].actor == "canbo1"
 
 
-def test_conversation_state_roundtrip(store: Store) -> None:
-    assert store.get_state("telegram", "42") is None
-    store.set_state("telegram", "42", {"flow": "dossier", "step": "await_receipt", "n": [1, 2]})
-    assert store.get_state("telegram", "42") == {"flow": "dossier", "step": "await_receipt", "n": [1, 2]}
-    store.set_state("telegram", "42", {"flow": "followup", "step": "name"})
-    assert store.get_state("telegram", "42") == {"flow": "followup", "step": "name"}
-    with store.session() as s:
+def test_conversation_state_roundtrip(store: Storage) -> None:
+    assert store.states.get("telegram", "42") is None
+    store.states.set("telegram", "42", {"flow": "dossier", "step": "await_receipt", "n": [1, 2]})
+    assert store.states.get("telegram", "42") == {"flow": "dossier", "step": "await_receipt", "n": [1, 2]}
+    store.states.set("telegram", "42", {"flow": "followup", "step": "name"})
+    assert store.states.get("telegram", "42") == {"flow": "followup", "step": "name"}
+    with store.db.transaction() as s:
         s.execute(update(ConversationState).values(updated_at=utcnow() - timedelta(hours=3)))
-    assert store.get_state("telegram", "42", max_age=timedelta(hours=1)) is None
-    store.set_state("telegram", "42", None)
-    assert store.get_state("telegram", "42") is None
+    assert store.states.get("telegram", "42", max_age=timedelta(hours=1)) is None
+    store.states.set("telegram", "42", None)
+    assert store.states.get("telegram", "42") is None
 
 
-def test_outbox_retry_and_failure(store: Store) -> None:
-    oid = store.enqueue_outbox("zalo", "u1", "Xin chào", [Button("Xác nhận", "followup:confirm")])
-    due = store.due_outbox()
+def test_outbox_retry_and_failure(store: Storage) -> None:
+    oid = store.outbox.enqueue("zalo", "u1", "Xin chào", [Button("Xác nhận", "followup:confirm")])
+    due = store.outbox.due()
     assert [m.id for m in due] == [oid]
     assert due[0].buttons == [Button("Xác nhận", "followup:confirm")]
-    assert store.mark_outbox_failed(oid, "HTTP 502", max_attempts=2) == "pending"
-    assert store.due_outbox() == []  # backed off
-    with store.session() as s:
+    assert store.outbox.mark_failed(oid, "HTTP 502", max_attempts=2) == "pending"
+    assert store.outbox.due() == []  # backed off
+    with store.db.transaction() as s:
         s.execute(update(Outbox).values(next_attempt_at=utcnow()))
-    assert store.mark_outbox_failed(oid, "HTTP 502", max_attempts=2) == "failed"
-    assert store.due_outbox() == []
-    oid2 = store.enqueue_outbox("zalo", "u1", "Lần hai")
-    store.mark_outbox_sent(oid2)
-    with store.session() as s:
+    assert store.outbox.mark_failed(oid, "HTTP 502", max_attempts=2) == "failed"
+    assert store.outbox.due() == []
+    oid2 = store.outbox.enqueue("zalo", "u1", "Lần hai")
+    store.outbox.mark_sent(oid2)
+    with store.db.transaction() as s:
         row = s.get(Outbox, oid2)
         assert row is not None and row.status == "sent" and row.attempts == 1 and row.sent_at is not None
 
 
-def test_followups_users_kb_versions(store: Store) -> None:
-    fid = store.create_followup("web", "s9", "Nguyễn Văn An", "0912345678", "Hồ sơ chậm")
-    assert store.get_followup(fid).status == "new"  # type: ignore[union-attr]
-    store.update_followup(fid, actor="canbo1", status="in-progress", assigned_to="canbo1", notes="Đã gọi")
-    f = store.get_followup(fid)
+def test_followups_and_users(store: Storage) -> None:
+    fid = store.followups.create("web", "s9", "Nguyễn Văn An", "0912345678", "Hồ sơ chậm")
+    assert store.followups.get(fid).status == "new"  # type: ignore[union-attr]
+    store.followups.update(fid, actor="canbo1", status="in-progress", assigned_to="canbo1", notes="Đã gọi")
+    f = store.followups.get(fid)
     assert f is not None and (f.status, f.assigned_to, f.notes) == ("in-progress", "canbo1", "Đã gọi")
     with pytest.raises(ValueError):
-        store.update_followup(fid, actor="canbo1", status="closed")
-    assert [x.id for x in store.list_followups(status="in-progress")] == [fid]
+        store.followups.update(fid, actor="canbo1", status="closed")
+    assert [x.id for x in store.followups.recent(status="in-progress")] == [fid]
 
-    store.add_user("admin", "pbkdf2$...", role="admin")
-    u = store.get_user("admin")
+    store.users.add("admin", "pbkdf2$...", role="admin")
+    u = store.users.get("admin")
     assert u is not None and u.role == "admin" and u.active
-    store.set_user_active("admin", False, actor="root")
-    assert store.get_user("admin").active is False  # type: ignore[union-attr]
+    store.users.set_active("admin", False, actor="root")
+    assert store.users.get("admin").active is False  # type: ignore[union-attr]
 
-    store.add_kb_version("2024-11-01")
-    store.add_kb_version("2024-11-20")
-    assert store.active_kb_version() == "2024-11-20"
-    store.activate_kb_version("2024-11-01")
-    assert store.active_kb_version() == "2024-11-01"
-    with store.session() as s:
+    with pytest.raises(AlreadyExists):
+        store.users.add("admin", "other-hash", role="officer")
+    assert [x.action for x in store.audit.entries(action_prefix="user.")] == ["user.deactivate", "user.create"]
+    with store.db.transaction() as s:
         assert s.scalar(select(Outbox.id)) is None
+
+
+def test_outbox_claim_and_the_web_chat_acknowledgement(store: Storage) -> None:
+    oid = store.outbox.enqueue("telegram", "7", "Xin chào")
+    assert store.outbox.claim(oid) is True
+    assert store.outbox.claim(oid) is False  # claimed: not due for another process
+    assert store.outbox.due("telegram") == []
+
+    w1 = store.outbox.enqueue("web", "chat-0001", "một")
+    w2 = store.outbox.enqueue("web", "chat-0001", "hai")
+    store.outbox.enqueue("web", "chat-0002", "người khác")
+    assert [m.text for m in store.outbox.pending_for_chat("web", "chat-0001")] == ["một", "hai"]
+    assert [m.text for m in store.outbox.pending_for_chat("web", "chat-0001")] == ["một", "hai"]  # reading is safe
+    assert store.outbox.acknowledge("web", "chat-0002", [w1]) == 0  # another chat's message: refused
+    assert store.outbox.acknowledge("web", "chat-0001", [w1, w2]) == 2
+    assert store.outbox.acknowledge("web", "chat-0001", [w1]) == 0
+    assert store.outbox.pending_for_chat("web", "chat-0001") == []

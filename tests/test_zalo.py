@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -21,28 +20,24 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, select
 
-from bot.db import downgrade, make_engine
-from bot.db import upgrade as db_upgrade
+from bot.config import ZaloSettings, load_settings
 from bot.dialogue import Dialogue
 from bot.messages import Button
-from bot.models import ChannelToken, Feedback, Outbox, utcnow
-from bot.store import Store
+from bot.storage import Storage
+from bot.storage.engine import downgrade, make_engine
+from bot.storage.engine import upgrade as db_upgrade
+from bot.storage.models import ChannelToken, Feedback, Outbox, utcnow
+from handlers.inbox import InboxWorker
+from handlers.outbox import OutboxDeliverer
+from handlers.server import create_app
 from handlers.zalo import (
     TokenManager,
     ZaloChannel,
     ZaloSendError,
-    ZaloSettings,
     event_to_incoming,
     signature,
     text_to_payload,
 )
-
-try:
-    from tests.conftest import fake_dialogue
-    from tests.db_fixtures import db_url, migrated_url, store  # noqa: F401
-except ImportError:  # pragma: no cover
-    from conftest import fake_dialogue  # type: ignore[no-redef]
-    from db_fixtures import db_url, migrated_url, store  # type: ignore[no-redef]  # noqa: F401
 
 APP_ID = "4321987650001"
 OA_SECRET = "oa-secret-test"
@@ -63,14 +58,16 @@ class FakeZalo:
     rejected: list[str] = field(default_factory=list)
     url: str = ""
     n: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_for(self, cond: Callable[[], object], timeout: float = 15.0) -> None:
+        """Block until ``cond()`` holds (checked whenever the fake records a call)."""
+        with self.lock:
+            if not self.lock.wait_for(cond, timeout):
+                raise AssertionError(f"timed out; messages {self.messages}, refreshes {self.refresh_calls}")
 
     def wait_messages(self, n: int, timeout: float = 15.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while len(self.messages) < n:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"expected {n} messages, got {self.messages}")
-            time.sleep(0.02)
+        self.wait_for(lambda: len(self.messages) >= n, timeout)
         return self.messages
 
 
@@ -100,6 +97,7 @@ def _handler(fake: FakeZalo) -> type[BaseHTTPRequestHandler]:
                     fake.messages.append(json.loads(raw))
                     fake.n += 1
                     mid = f"m{fake.n}"
+                    fake.lock.notify_all()
                 self._json(200, {"error": 0, "message": "Success", "data": {"message_id": mid}})
             elif self.path == "/v4/oa/access_token":
                 form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
@@ -115,6 +113,7 @@ def _handler(fake: FakeZalo) -> type[BaseHTTPRequestHandler]:
                     k = len(fake.refresh_calls) + 1
                     fake.refresh_calls.append(form["refresh_token"])
                     fake.access, fake.refresh = f"acc-{k}", f"ref-{k}"
+                    fake.lock.notify_all()
                 self._json(200, {"access_token": fake.access, "refresh_token": fake.refresh, "expires_in": "90000"})
             else:
                 self._json(404, {"error": -1, "message": "not found"})
@@ -143,12 +142,7 @@ def zalo_settings(fake: FakeZalo, **kw: Any) -> ZaloSettings:
                                   refresh_token="ref-0", access_token="acc-0", api_base=fake.url,
                                   oauth_base=fake.url, refresh_check_seconds=0)
     values.update(kw)
-    return ZaloSettings(_env_file=None, **values)  # type: ignore[call-arg]
-
-
-@pytest.fixture
-def dialogue(store: Store, migrated_url: str, tmp_path: Path, mini_kb: Path) -> Dialogue:
-    return fake_dialogue(store, migrated_url, tmp_path, mini_kb)
+    return ZaloSettings(**values)
 
 
 @dataclass
@@ -156,7 +150,8 @@ class Harness:
     client: TestClient
     channel: ZaloChannel
     fake: FakeZalo
-    store: Store
+    store: Storage
+    worker: InboxWorker | None = None
 
     def post(self, event: dict[str, Any] | None = None, *, raw: bytes | None = None, sig: str | None = None):
         body = raw if raw is not None else json.dumps(event, ensure_ascii=False).encode()
@@ -167,24 +162,30 @@ class Harness:
                                 headers={"X-ZEvent-Signature": sig, "Content-Type": "application/json"})
 
     def drain(self) -> None:
+        """Until every stored event is answered (its replies sent or queued)."""
+        worker = self.worker or self.client.app.state.inbox_worker  # type: ignore[attr-defined]
+        self.client.portal.call(worker.drain)  # type: ignore[union-attr]
         self.client.portal.call(self.channel.drain)  # type: ignore[union-attr]
 
 
 @pytest.fixture
-def harness(dialogue: Dialogue, store: Store, fake_zalo: FakeZalo) -> Iterator[Harness]:
-    channel = ZaloChannel.from_settings(zalo_settings(fake_zalo), dialogue, store)
-    assert channel is not None
+def harness(dialogue: Dialogue, store: Storage, fake_zalo: FakeZalo) -> Iterator[Harness]:
+    channel = ZaloChannel(zalo_settings(fake_zalo), dialogue, store)
+    worker = InboxWorker(store.inbox, dialogue, {"zalo": channel}, OutboxDeliverer(store.outbox, {"zalo": channel}))
+    channel.attach(worker.wake)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         await channel.start()
+        task = asyncio.create_task(worker.run(0.05))
         yield
+        task.cancel()
         await channel.stop()
 
     app = FastAPI(lifespan=lifespan)
     app.include_router(channel.router)
     with TestClient(app) as client:
-        yield Harness(client, channel, fake_zalo, store)
+        yield Harness(client, channel, fake_zalo, store, worker)
 
 
 _seq = iter(range(1, 1_000_000))
@@ -223,7 +224,7 @@ def test_question_is_answered_with_buttons_then_a_button_press_gives_feedback(ha
     assert harness.post(event(text="#fb:0")).status_code == 200
     reply = harness.fake.wait_messages(2)[1]
     assert "chuyển để cán bộ" in reply["message"]["text"]
-    with harness.store.session() as s:
+    with harness.store.db.transaction() as s:
         fb = s.scalars(select(Feedback)).all()
     assert [(f.helpful, f.entry_id) for f in fb] == [(False, "tctn-huong-muc")]
 
@@ -278,7 +279,7 @@ def test_expired_access_token_is_refreshed_and_persisted(harness: Harness) -> No
     harness.post(event(text="xin chào"))
     sent = harness.fake.wait_messages(1)
     assert sent and harness.fake.refresh_calls == ["ref-0"]
-    with harness.store.session() as s:
+    with harness.store.db.transaction() as s:
         row = s.get(ChannelToken, "zalo")
         assert row is not None
         assert (row.access_token, row.refresh_token) == ("acc-1", "ref-1")
@@ -290,7 +291,7 @@ def test_expired_access_token_is_refreshed_and_persisted(harness: Harness) -> No
 
 
 def test_token_about_to_expire_is_refreshed_before_sending(harness: Harness) -> None:
-    with harness.store.session() as s:
+    with harness.store.db.transaction() as s:
         row = s.get(ChannelToken, "zalo")
         assert row is not None
         row.expires_at = utcnow() + timedelta(seconds=30)
@@ -302,8 +303,8 @@ def test_token_about_to_expire_is_refreshed_before_sending(harness: Harness) -> 
 def test_two_workers_never_spend_the_refresh_token_twice(migrated_url: str, fake_zalo: FakeZalo,
                                                           dialogue: Dialogue) -> None:
     fake_zalo.refresh_delay = 0.3
-    stores = [Store(migrated_url), Store(migrated_url)]
-    managers = [TokenManager(zalo_settings(fake_zalo), s, httpx.Client(timeout=10)) for s in stores]
+    stores = [Storage(migrated_url), Storage(migrated_url)]
+    managers = [TokenManager(zalo_settings(fake_zalo), s.tokens, httpx.Client(timeout=10)) for s in stores]
     managers[0].seed()
     managers[1].seed()  # already seeded: no change
     results: list[str] = []
@@ -335,7 +336,8 @@ def test_api_down_puts_the_reply_in_the_outbox_and_a_later_send_succeeds(harness
     harness.fake.down = True
     assert harness.post(event(text="Trợ cấp thất nghiệp được hưởng bao nhiêu tiền một tháng?")).status_code == 200
     harness.drain()
-    due = harness.store.due_outbox("zalo")
+    # the failed send left the reply queued (waiting for its retry with back-off)
+    due = harness.store.outbox.pending_for_chat("zalo", USER)
     assert len(due) == 1 and due[0].chat_id == USER and "thất nghiệp" in due[0].text.lower()
     assert Button("👎 Chưa hữu ích", "fb:0") in due[0].buttons
     call: Callable[..., Any] = harness.client.portal.call  # type: ignore[union-attr]
@@ -343,9 +345,9 @@ def test_api_down_puts_the_reply_in_the_outbox_and_a_later_send_succeeds(harness
         call(harness.channel.send, due[0].chat_id, due[0].text, due[0].buttons)
     harness.fake.down = False
     call(harness.channel.send, due[0].chat_id, due[0].text, due[0].buttons)
-    harness.store.mark_outbox_sent(due[0].id)
+    harness.store.outbox.mark_sent(due[0].id)
     assert len(harness.fake.messages) == 1 and "#fb:0" in [b["payload"] for b in buttons_of(harness.fake.messages[0])]
-    assert harness.store.due_outbox("zalo") == []
+    assert harness.store.outbox.due("zalo") == []
 
 
 def test_long_reply_is_split_with_buttons_on_the_last_part(harness: Harness) -> None:
@@ -372,7 +374,7 @@ def test_partial_delivery_queues_only_the_rest(harness: Harness) -> None:
     harness.channel._post_once = flaky  # type: ignore[method-assign]
     harness.client.portal.call(harness.channel.send, USER, text, [Button("OK", "help")])  # type: ignore[union-attr]
     assert len(harness.fake.messages) == 1 and harness.fake.messages[0]["message"]["text"].startswith("Phần 0")
-    due = harness.store.due_outbox("zalo")
+    due = harness.store.outbox.due("zalo")
     assert len(due) == 1 and due[0].text.startswith("Phần 1") and due[0].buttons == [Button("OK", "help")]
 
 
@@ -392,16 +394,13 @@ def test_payload_scheme_and_event_mapping() -> None:
     assert event_to_incoming(event("user_seen_message")) is None
 
 
-def test_from_settings_is_none_when_not_configured(dialogue: Dialogue, store: Store,
+def test_from_settings_is_none_when_not_configured(dialogue: Dialogue, store: Storage,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("APP_ID", "OA_SECRET_KEY", "APP_SECRET_KEY"):
-        monkeypatch.delenv(f"LDTBXH_ZALO_{var}", raising=False)
-    monkeypatch.chdir(Path(__file__).parent)  # no .env here
-    assert ZaloChannel.from_settings(dialogue.settings, dialogue, store) is None
+    assert ZaloChannel.from_settings(load_settings(), dialogue, store) is None
     monkeypatch.setenv("LDTBXH_ZALO_APP_ID", APP_ID)
     monkeypatch.setenv("LDTBXH_ZALO_OA_SECRET_KEY", OA_SECRET)
     monkeypatch.setenv("LDTBXH_ZALO_APP_SECRET_KEY", APP_SECRET)
-    ch = ZaloChannel.from_settings(dialogue.settings, dialogue, store)
+    ch = ZaloChannel.from_settings(load_settings(), dialogue, store)
     assert ch is not None and ch.name == "zalo" and "oa-secret" not in repr(ch.settings)
     ch.http.close()
 
@@ -427,9 +426,9 @@ def test_spent_refresh_token_keeps_the_reply_in_the_outbox(harness: Harness) -> 
     harness.post(event(text="xin chào"))
     harness.drain()
     assert harness.fake.messages == [] and harness.fake.rejected == ["ref-0"]
-    due = harness.store.due_outbox("zalo")
+    due = harness.store.outbox.pending_for_chat("zalo", USER)
     assert len(due) == 1 and due[0].chat_id == USER
-    with harness.store.session() as s:  # nothing was overwritten by the failed refresh
+    with harness.store.db.transaction() as s:  # nothing was overwritten by the failed refresh
         row = s.get(ChannelToken, "zalo")
         assert row is not None and row.refresh_token == "ref-0"
 
@@ -442,51 +441,91 @@ def test_follow_event_replayed_is_rejected_by_its_signature(harness: Harness) ->
     harness.fake.wait_messages(1)
 
 
-def test_idle_server_refreshes_a_token_about_to_expire(dialogue: Dialogue, store: Store,
+def test_idle_server_refreshes_a_token_about_to_expire(dialogue: Dialogue, store: Storage,
                                                        fake_zalo: FakeZalo) -> None:
-    with store.session() as s:
+    with store.db.transaction() as s:
         s.add(ChannelToken(channel="zalo", access_token="acc-0", refresh_token="ref-0",
                            expires_at=utcnow() + timedelta(seconds=60), updated_at=utcnow()))
     channel = ZaloChannel(zalo_settings(fake_zalo, refresh_check_seconds=0.05), dialogue, store)
 
+    refreshed = threading.Event()
+    current = channel.tokens.current
+
+    def watched() -> str:  # what the background check calls; set once the new tokens are stored
+        try:
+            return current()
+        finally:
+            refreshed.set()
+
+    channel.tokens.current = watched  # type: ignore[method-assign]
+
     async def run() -> None:
         await channel.start()
-        for _ in range(200):
-            if fake_zalo.refresh_calls:
-                break
-            await asyncio.sleep(0.02)
+        assert await asyncio.to_thread(refreshed.wait, 15)
         await channel.stop()
 
     asyncio.run(run())
     assert fake_zalo.refresh_calls == ["ref-0"]
-    with store.session() as s:
+    with store.db.transaction() as s:
         row = s.get(ChannelToken, "zalo")
         assert row is not None and row.refresh_token == "ref-1"
 
 
-def test_in_the_server_app_with_its_outbox_worker(dialogue: Dialogue, store: Store, fake_zalo: FakeZalo) -> None:
-    """The real ASGI app (handlers.app) mounts the router and its outbox worker retries through send()."""
-    app_mod = pytest.importorskip("handlers.app")
+def test_in_the_server_app_with_its_outbox_worker(dialogue: Dialogue, store: Storage, fake_zalo: FakeZalo) -> None:
+    """The real ASGI app (handlers.server) mounts the router and its outbox worker retries through send()."""
     channel = ZaloChannel(zalo_settings(fake_zalo), dialogue, store)
-    options = app_mod.load_serve_options(outbox_poll_seconds=0.05, reload_seconds=3600)
-    app = app_mod.create_app(dialogue.settings, dialogue, channels=[channel], options=options)
+    settings = dialogue.settings.model_copy(update={"serve": dialogue.settings.serve.model_copy(
+        update={"outbox_poll_seconds": 0.05, "reload_seconds": 3600})})
+    app = create_app(settings, dialogue, channels=[channel])
     with TestClient(app) as client:
         h = Harness(client, channel, fake_zalo, store)
         fake_zalo.down = True
         assert h.post(event(text="xin chào")).status_code == 200
         h.drain()
-        assert len(store.due_outbox("zalo")) == 1
+        assert len(store.outbox.pending_for_chat("zalo", USER)) == 1
         fake_zalo.down = False
-        with store.session() as s:  # make the queued message due again now (skip the back-off)
+        with store.db.transaction() as s:  # make the queued message due again now (skip the back-off)
             for row in s.scalars(select(Outbox)):
                 row.next_attempt_at = utcnow() - timedelta(seconds=1)
         msgs = fake_zalo.wait_messages(1)
         assert msgs[0]["recipient"] == {"user_id": USER}
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with store.session() as s:
-                if [r.status for r in s.scalars(select(Outbox))] == ["sent"]:
-                    break
-            time.sleep(0.05)
-        else:
-            raise AssertionError("the outbox message was not marked sent")
+        deliverer = client.app.state.deliverer  # type: ignore[attr-defined]
+        deliverer.round_done.clear()
+        assert deliverer.round_done.wait(10)  # the round that sent it has recorded it
+        with store.db.transaction() as s:
+            assert [r.status for r in s.scalars(select(Outbox))] == ["sent"]
+
+
+def test_replay_after_a_restart_is_refused_and_database_down_spools(
+        harness: Harness, dialogue: Dialogue, store: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    ev = event(text="xin chào")
+    assert harness.post(ev).status_code == 200
+    harness.drain()
+    assert len(harness.fake.messages) == 1
+    # another process (or this one after a restart) knows nothing in memory: the inbox refuses the replay
+    other = ZaloChannel(zalo_settings(harness.fake), dialogue, store)
+    assert other._seen.has(f"msg:{ev['message']['msg_id']}") is False
+    fresh = TestClient(FastAPI())
+    fresh.app.include_router(other.router)  # type: ignore[attr-defined]
+    body = json.dumps(ev, ensure_ascii=False).encode()
+    r = fresh.post("/zalo/webhook", content=body, headers={
+        "X-ZEvent-Signature": signature(APP_ID, body, str(ev["timestamp"]), OA_SECRET)})
+    assert r.status_code == 409
+    harness.drain()
+    assert len(harness.fake.messages) == 1
+
+    # the database is down: the event is spooled (200), replayed when it is back, answered once
+    real = store.inbox.record
+
+    def down(*a: Any, **k: Any) -> Any:
+        raise ConnectionError("database down")
+
+    monkeypatch.setattr(store.inbox, "record", down)
+    ev2 = event(text="Trợ cấp thất nghiệp được hưởng bao nhiêu tiền một tháng?")
+    r = harness.post(ev2)
+    assert r.status_code == 200 and r.json()["spooled"] is True
+    assert harness.channel.spool.pending()
+    monkeypatch.setattr(store.inbox, "record", real)
+    msgs = harness.fake.wait_messages(2)  # the channel's spool loop replays it
+    assert "thất nghiệp" in msgs[1]["message"]["text"].lower()
+    assert not harness.channel.spool.pending()

@@ -1,11 +1,11 @@
-"""Alembic environment: the connection comes from ``bot.db.upgrade`` (or the URL in the config)."""
+"""Alembic environment: the connection comes from ``bot.storage.engine.upgrade`` (or the URL in the config)."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import Connection, pool
 
-from bot.models import Base
+from bot.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -38,7 +38,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    from bot.db import make_engine
+    from bot.storage.engine import make_engine
 
     engine = make_engine(config.get_main_option("sqlalchemy.url") or "", poolclass=pool.NullPool)
     with engine.begin() as conn:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import RedirectResponse
-from sqlalchemy.exc import IntegrityError
-from starlette.concurrency import run_in_threadpool
 
+from bot.storage import AlreadyExists
+from bot.storage.audit import LOGIN_FAILED, LOGIN_OK, LOGIN_THROTTLED
 from handlers.console.core import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
@@ -21,29 +22,24 @@ from handlers.console.core import (
     path_for,
 )
 from handlers.console.security import (
-    LOGIN_FAILED,
-    LOGIN_OK,
-    LOGIN_THROTTLED,
     ROLES,
     Principal,
     create_session,
-    end_session,
-    end_user_sessions,
     hash_password,
-    list_users,
     needs_rehash,
     password_problem,
-    purge_sessions,
-    recent_failures,
     same_token,
     set_password,
-    set_role,
     verify_password,
 )
 
 
 def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+AUDIT_PAGE = 50
+"""Audit entries per page."""
 
 
 def make_router(c: Console) -> APIRouter:
@@ -73,30 +69,30 @@ def make_router(c: Console) -> APIRouter:
         username = username.strip()[:64]
         ip = _client_ip(request)
         if not same_token(csrf_token, request.cookies.get(LOGIN_COOKIE)):
-            c.store.audit(username or "-", "auth.csrf_rejected", "path", request.url.path[:128], None)
+            c.store.audit.log(username or "-", "auth.csrf_rejected", "path", request.url.path[:128], None)
             return login_page(request, error="Biểu mẫu đăng nhập đã hết hạn (mã chống giả mạo không khớp). "
                                              "Vui lòng thử lại.", status=403, username=username)
         if not username or not password:
             return login_page(request, error="Vui lòng nhập tên đăng nhập và mật khẩu.", status=400,
                               username=username)
         window = timedelta(minutes=opts.login_window_minutes)
-        if recent_failures(c.store, username, ip, window) >= opts.login_max_failures:
-            c.store.audit(username, LOGIN_THROTTLED, "ip", ip, None)
+        if c.store.audit.failed_logins(username, ip, window) >= opts.login_max_failures:
+            c.store.audit.log(username, LOGIN_THROTTLED, "ip", ip, None)
             minutes = int(opts.login_window_minutes)
             return login_page(request, error=f"Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau {minutes} "
                                              "phút hoặc liên hệ quản trị viên.", status=429, username=username)
-        user = c.store.get_user(username)
+        user = c.store.users.get(username)
         ok = verify_password(user.password_hash if user else None, password)
         if not ok or user is None or not user.active:
-            c.store.audit(username, LOGIN_FAILED, "ip", ip, None)
+            c.store.audit.log(username, LOGIN_FAILED, "ip", ip, None)
             return login_page(request, error="Tên đăng nhập hoặc mật khẩu không đúng.", status=401,
                               username=username)
         if needs_rehash(user.password_hash):
-            set_password(c.store, username, password, actor=username)
-        purge_sessions(c.store, idle=timedelta(minutes=opts.idle_minutes),
-                       max_age=timedelta(hours=opts.max_session_hours))
-        token, _csrf = create_session(c.store, user.username, ip)
-        c.store.audit(user.username, LOGIN_OK, "ip", ip, None)
+            set_password(c.store.users, username, password, actor=username)
+        c.store.sessions.purge(idle=timedelta(minutes=opts.idle_minutes),
+                               max_age=timedelta(hours=opts.max_session_hours))
+        token, _csrf = create_session(c.store.sessions, user.username, ip)
+        c.store.audit.log(user.username, LOGIN_OK, "ip", ip, None)
         resp = RedirectResponse(path_for(request, "console_home"), status_code=303)
         resp.set_cookie(SESSION_COOKIE, token, path=console_base(request), secure=opts.secure_cookies,
                         httponly=True, samesite=opts.same_site,
@@ -106,8 +102,8 @@ def make_router(c: Console) -> APIRouter:
 
     @r.post("/logout", name="console_logout")
     def logout(request: Request, user: Principal = officer) -> Response:
-        end_session(c.store, user.session_id)
-        c.store.audit(user.username, "auth.logout")
+        c.store.sessions.end(user.session_id)
+        c.store.audit.log(user.username, "auth.logout")
         resp = RedirectResponse(path_for(request, "console_login"), status_code=303)
         resp.delete_cookie(SESSION_COOKIE, path=console_base(request))
         return apply_headers(resp)
@@ -119,7 +115,7 @@ def make_router(c: Console) -> APIRouter:
     # --- users (administrators) ---------------------------------------------------------------
     @r.get("/users", name="console_users")
     def users(request: Request, user: Principal = admin) -> Response:
-        return c.render(request, "users.html", {"users": list_users(c.store), "roles": ROLES,
+        return c.render(request, "users.html", {"users": c.store.users.all(), "roles": ROLES,
                                                 "min_len": opts.min_password_length})
 
     @r.post("/users", name="console_users_add")
@@ -132,8 +128,8 @@ def make_router(c: Console) -> APIRouter:
         if problem:
             return c.redirect(request, "console_users", error=problem)
         try:
-            c.store.add_user(username, hash_password(password), role, actor=user.username)
-        except IntegrityError:
+            c.store.users.add(username, hash_password(password), role, actor=user.username)
+        except AlreadyExists:
             return c.redirect(request, "console_users", error=f"Tài khoản {username} đã có.")
         return c.redirect(request, "console_users", notice=f"Đã tạo tài khoản {username}.")
 
@@ -141,52 +137,35 @@ def make_router(c: Console) -> APIRouter:
     def users_update(request: Request, username: str, user: Principal = admin,
                      action: Annotated[str, Form()] = "", role: Annotated[str, Form()] = "",
                      password: Annotated[str, Form()] = "") -> Response:
-        if c.store.get_user(username) is None:
+        if c.store.users.get(username) is None:
             return c.redirect(request, "console_users", error="Không có tài khoản này.")
         if username == user.username and action in ("deactivate", "role"):
             return c.redirect(request, "console_users", error="Không tự khóa hoặc đổi vai trò của chính mình.")
         if action == "deactivate":
-            c.store.set_user_active(username, False, actor=user.username)
-            end_user_sessions(c.store, username)
+            c.store.users.set_active(username, False, actor=user.username)
         elif action == "activate":
-            c.store.set_user_active(username, True, actor=user.username)
+            c.store.users.set_active(username, True, actor=user.username)
         elif action == "role" and role in ROLES:
-            set_role(c.store, username, role, actor=user.username)
+            c.store.users.set_role(username, role, actor=user.username)
         elif action == "password":
             problem = password_problem(password, opts.min_password_length)
             if problem:
                 return c.redirect(request, "console_users", error=problem)
-            set_password(c.store, username, password, actor=user.username)
+            set_password(c.store.users, username, password, actor=user.username)
         else:
             return c.redirect(request, "console_users", error="Thao tác không hợp lệ.")
         return c.redirect(request, "console_users", notice=f"Đã cập nhật tài khoản {username}.")
 
     # --- audit log ---------------------------------------------------------------------------------
     @r.get("/audit", name="console_audit")
-    def audit(request: Request, user: Principal = admin, actor: str = "", action: str = "") -> Response:
-        from sqlalchemy import select
-
-        from bot.models import AuditLog
-
-        with c.store.session() as s:
-            q = select(AuditLog).order_by(AuditLog.id.desc()).limit(300)
-            if actor:
-                q = q.where(AuditLog.actor == actor)
-            if action:
-                q = q.where(AuditLog.action.startswith(action))
-            rows = list(s.scalars(q))
-        return c.render(request, "audit.html", {"rows": rows, "actor": actor, "action": action})
-
-    # --- static files ---------------------------------------------------------------------------
-    @r.get("/static/{name}", name="console_static")
-    async def static(name: str) -> Response:
-        from handlers.console.core import HERE
-
-        files = {"console.css": "text/css", "console.js": "text/javascript"}
-        if name not in files:
-            return Response("Không tìm thấy.", status_code=404, media_type="text/plain")
-        body = await run_in_threadpool((HERE / "static" / name).read_bytes)
-        return Response(body, media_type=files[name] + "; charset=utf-8",
-                        headers={"Cache-Control": "max-age=300", "X-Content-Type-Options": "nosniff"})
+    def audit(request: Request, user: Principal = admin, actor: str = "", action: str = "",
+              trang: int = 1) -> Response:
+        trang = max(1, trang)
+        rows = c.store.audit.entries(actor=actor, action_prefix=action, limit=AUDIT_PAGE + 1,
+                                     offset=(trang - 1) * AUDIT_PAGE)
+        more = len(rows) > AUDIT_PAGE
+        return c.render(request, "audit.html", {"rows": rows[:AUDIT_PAGE], "actor": actor, "action": action,
+                                                "trang": trang, "more": more,
+                                                "query": urlencode({"actor": actor, "action": action})})
 
     return r

@@ -1,29 +1,31 @@
-"""The console's shared context: settings, store, assistant holder, templates, guards."""
+"""The console's shared context: settings, storage, assistant holder, knowledge administration, guards."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
-from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from bot.config import Settings
+from bot.knowledge_admin import KnowledgeAdmin
+from bot.protocol import ReplyKind
 from bot.runtime import AssistantHolder
-from bot.store import Store
-from handlers.console.config import ConsoleOptions
+from bot.storage import Storage
+from bot.storage.engine import DatabaseError
+from handlers.console.grouping import EmbeddingCache
+from handlers.console.rebuild import Rebuilder
 from handlers.console.security import ROLE_LABELS, Principal, SessionState, load_session, same_token
+from handlers.templates import TEMPLATES
+from indexer.knowledge import KnowledgeBase, load_knowledge, load_topics
 
 log = logging.getLogger(__name__)
 
-HERE = Path(__file__).resolve().parent
-TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
 SESSION_COOKIE = "ldtbxh_console"
 LOGIN_COOKIE = "ldtbxh_console_login"
 SECURITY_HEADERS = {
@@ -36,12 +38,16 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 STATUS_LABELS = {
-    "new": "Mới", "answered": "Đã trả lời", "dismissed": "Đã bỏ qua", "in-progress": "Đang xử lý",
+    "new": "Mới", "answered": "Đã trả lời", "dismissed": "Đã bỏ qua", "out_of_scope": "Ngoài thẩm quyền",
+    "in-progress": "Đang xử lý",
     "done": "Đã xong", "draft": "Bản nháp", "approved": "Đã duyệt", "rejected": "Đã từ chối",
 }
-KIND_LABELS = {"answer": "Trả lời", "choices": "Gợi ý lựa chọn", "fallback": "Chưa trả lời được",
-               "dossier": "Tra cứu hồ sơ", "followup": "Gặp cán bộ", "smalltalk": "Chào hỏi",
-               "info": "Thông tin", "error": "Lỗi"}
+KIND_LABELS = {ReplyKind.ANSWER: "Trả lời", ReplyKind.CHOICES: "Gợi ý lựa chọn",
+               ReplyKind.FALLBACK: "Chưa trả lời được", ReplyKind.DOCUMENT: "Trích văn bản",
+               ReplyKind.CALCULATION: "Tính toán", ReplyKind.DOSSIER: "Tra cứu hồ sơ",
+               ReplyKind.FOLLOWUP: "Gặp cán bộ", ReplyKind.SMALLTALK: "Chào hỏi", ReplyKind.INFO: "Thông tin",
+               ReplyKind.ERROR: "Lỗi"}
+"""How the console names each reply kind (every one of :class:`bot.protocol.ReplyKind`)."""
 CHANNEL_LABELS = {"web": "Web", "telegram": "Telegram", "zalo": "Zalo", "cli": "Dòng lệnh"}
 
 
@@ -101,8 +107,30 @@ class ConsoleRoute(APIRoute):
                 return login_redirect(request, exc.expired)
             except Forbidden as exc:
                 return error_page(request, exc.message, exc.status)
+            except DatabaseError as exc:  # the database is down: say so, and give back what was typed
+                log.error("console: database error on %s %s (%s)", request.method, request.url.path,
+                          type(exc).__name__)
+                return await unavailable_page(request)
 
         return handler
+
+
+async def unavailable_page(request: Request) -> Response:
+    """503 with the officer's typed text (a reply, notes) shown back, so that nothing typed is lost."""
+    kept: list[tuple[str, str]] = []
+    if request.method == "POST":
+        try:
+            form = await request.form()
+            for name in ("reply", "notes", "answer", "question"):
+                value = form.get(name)
+                if isinstance(value, str) and value.strip():
+                    kept.append((name, value))
+        except Exception:  # the body may be gone: nothing to give back
+            kept = []
+    resp = TEMPLATES.TemplateResponse(
+        request, "unavailable.html", {"kept": kept, "status": 503, "url": _url_fn(request),
+                                      "user": request.scope.get("console_user")}, status_code=503)
+    return apply_headers(resp)
 
 
 def _url_fn(request: Request) -> Callable[..., str]:
@@ -114,18 +142,15 @@ def _url_fn(request: Request) -> Callable[..., str]:
 class Console:
     """Everything the console's pages need, shared by the route modules."""
 
-    def __init__(self, settings: Settings, holder: AssistantHolder, store: Store,
-                 options: ConsoleOptions) -> None:
+    def __init__(self, settings: Settings, holder: AssistantHolder, store: Storage) -> None:
         self.settings = settings
         self.holder = holder
         self.store = store
-        self.options = options
-        from handlers.console.grouping import EmbeddingCache
-        from handlers.console.rebuild import Rebuilder
-
+        self.options = settings.console
+        self.admin = KnowledgeAdmin(settings, holder.embedder, store)
         self.embeddings = EmbeddingCache(holder)
-        self._kb_cache: tuple[tuple[Any, ...], Any] | None = None
-        self.rebuilder = Rebuilder(settings, holder, store, options)
+        self._kb_cache: tuple[tuple[Any, ...], KnowledgeBase] | None = None
+        self.rebuilder = Rebuilder(self.admin, holder, reload_wait_seconds=self.options.reload_wait_seconds)
 
     # --- time -------------------------------------------------------------------------------------
     @property
@@ -146,7 +171,7 @@ class Console:
         async def dependency(request: Request) -> Principal:
             token = request.cookies.get(SESSION_COOKIE)
             state, user = await run_in_threadpool(
-                load_session, store, token, idle=timedelta(minutes=options.idle_minutes),
+                load_session, store.sessions, token, idle=timedelta(minutes=options.idle_minutes),
                 max_age=timedelta(hours=options.max_session_hours))
             if user is None:
                 raise LoginRequired(expired=state == SessionState.EXPIRED)
@@ -160,27 +185,37 @@ class Console:
                         value = form.get("csrf_token")
                         sent = value if isinstance(value, str) else None
                 if not same_token(sent, user.csrf):
-                    await run_in_threadpool(store.audit, user.username, "auth.csrf_rejected", "path",
+                    await run_in_threadpool(store.audit.log, user.username, "auth.csrf_rejected", "path",
                                             request.url.path[:128], None)
                     raise Forbidden("Biểu mẫu đã hết hạn hoặc không hợp lệ (thiếu mã chống giả mạo CSRF). "
                                     "Vui lòng tải lại trang và thử lại.")
             if role == "admin" and user.role != "admin":
-                await run_in_threadpool(store.audit, user.username, "auth.forbidden", "path",
+                await run_in_threadpool(store.audit.log, user.username, "auth.forbidden", "path",
                                         request.url.path[:128], {"method": request.method})
                 raise Forbidden("Chức năng này chỉ dành cho quản trị viên.")
             return user
 
         return dependency
 
+    def unread(self) -> dict[str, int]:
+        """What waits for officers: new unanswered questions, new call-back requests (for the menu)."""
+        try:
+            return {"unanswered": self.store.requests.count_unanswered("new"),
+                    "followups": self.store.followups.counts().get("new", 0)}
+        except Exception:  # the menu never breaks a page
+            log.warning("could not count the unread items", exc_info=True)
+            return {}
+
     # --- rendering --------------------------------------------------------------------------------
     def render(self, request: Request, template: str, context: dict[str, Any] | None = None,
                status_code: int = 200) -> HTMLResponse:
         user: Principal | None = request.scope.get("console_user")
         ctx: dict[str, Any] = {
-            "user": user, "url": _url_fn(request), "local": self.local, "dept_name": self.settings.dept_name,
+            "user": user, "url": _url_fn(request), "local": self.local, "dept_name": self.settings.department.dept_name,
             "status_labels": STATUS_LABELS, "kind_labels": KIND_LABELS, "channel_labels": CHANNEL_LABELS,
             "role_labels": ROLE_LABELS, "csrf": user.csrf if user else "",
             "flash": request.query_params.get("tb"), "error_flash": request.query_params.get("loi"),
+            "unread": self.unread() if user else {}, "refresh_seconds": self.options.refresh_seconds,
         }
         ctx.update(context or {})
         resp = TEMPLATES.TemplateResponse(request, template, ctx, status_code=status_code)
@@ -203,10 +238,8 @@ class Console:
         apply_headers(resp)
         return resp
 
-    def knowledge(self) -> Any:
+    def knowledge(self) -> KnowledgeBase:
         """The validated knowledge base, re-read only when a file under it changed."""
-        from indexer.knowledge import load_knowledge
-
         root = self.settings.knowledge_dir
         sig = tuple(sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size)
                            for p in root.rglob("*") if p.is_file()))
@@ -221,6 +254,4 @@ class Console:
         try:
             return dict(self.holder.current.retriever.index.topics)
         except Exception:  # no index yet: read topics.yaml
-            from indexer.knowledge import load_topics
-
             return load_topics(self.settings.knowledge_dir)

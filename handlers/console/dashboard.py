@@ -8,19 +8,22 @@ import io
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy import func, select
-from sqlalchemy.sql.elements import ColumnElement
 
-from bot.models import ChatIdentity, Feedback, RequestLog, utcnow
+from bot.storage.models import utcnow
+from bot.storage.stats import QUESTION_KINDS
 from handlers.console import charts
 from handlers.console.core import CHANNEL_LABELS, Console, ConsoleRoute, apply_headers
 from handlers.console.grouping import build_groups
 from handlers.console.security import Principal
 
-QUESTION_KINDS = ("answer", "choices", "fallback")
 PERIODS = {"7": 7, "30": 30, "90": 90, "365": 365}
+CITIZEN_CHANNELS = ("web", "telegram", "zalo")
+"""The channels citizens use; the rest (the command line, tests, evaluations) is left out unless asked for."""
+SMALL_SAMPLE = 30
+"""Below this many questions (or votes) a percentage is shown with a small-sample warning."""
 
 
 @dataclass
@@ -47,6 +50,7 @@ class Day:
 class Stats:
     start: date
     end: date
+    grain: str
     days: list[Day]
     topics: list[tuple[str, str, int]]
     channels: list[tuple[str, int]]
@@ -62,6 +66,14 @@ class Stats:
     def questions(self) -> int:
         return self.total("questions")
 
+    @property
+    def small(self) -> bool:
+        return self.questions < SMALL_SAMPLE
+
+    @property
+    def small_feedback(self) -> bool:
+        return self.feedback_total < SMALL_SAMPLE
+
     def share(self, attr: str) -> float:
         q = self.questions
         return self.total(attr) / q * 100 if q else 0.0
@@ -73,20 +85,6 @@ class Stats:
     @property
     def helpful_share(self) -> float | None:
         return self.total("helpful") / self.feedback_total * 100 if self.feedback_total else None
-
-
-def _day_expr(dialect: str, column: Any, offset: timedelta) -> ColumnElement[Any]:
-    if dialect == "sqlite":
-        return func.date(column, f"{offset.total_seconds() / 3600:+.2f} hours")
-    return func.date(column + offset)
-
-
-def _as_date(v: Any) -> date:
-    if isinstance(v, datetime):
-        return v.date()
-    if isinstance(v, date):
-        return v
-    return date.fromisoformat(str(v)[:10])
 
 
 def period(c: Console, days: str, tu: str, den: str) -> tuple[date, date]:
@@ -102,81 +100,84 @@ def period(c: Console, days: str, tu: str, den: str) -> tuple[date, date]:
     return today - timedelta(days=n - 1), today
 
 
-def compute(c: Console, start: date, end: date, *, with_groups: bool = True) -> Stats:
+def channels_for(kenh: str, thu_nghiem: str) -> list[str] | None:
+    """The channels counted: one chosen, or the citizens' ones (None: everything, tests included)."""
+    if kenh:
+        return [kenh]
+    return None if thu_nghiem else list(CITIZEN_CHANNELS)
+
+
+def bucket(rows: list[Day], grain: str) -> list[Day]:
+    """Days summed by week (from Monday) or month for long ranges."""
+    if grain == "day":
+        return rows
+    out: dict[date, Day] = {}
+    for d in rows:
+        key = d.day - timedelta(days=d.day.weekday()) if grain == "week" else d.day.replace(day=1)
+        b = out.setdefault(key, Day(key))
+        for attr in ("answer", "choices", "fallback", "latency_sum", "latency_n", "helpful", "unhelpful"):
+            setattr(b, attr, getattr(b, attr) + getattr(d, attr))
+    return list(out.values())
+
+
+def compute(c: Console, start: date, end: date, *, with_groups: bool = True,
+            channels: list[str] | None = None) -> Stats:
     off = c.utc_offset
     since = datetime.combine(start, datetime.min.time()) - off
     until = datetime.combine(end + timedelta(days=1), datetime.min.time()) - off
-    dialect = c.store.engine.dialect.name
-    days = {start + timedelta(days=i): Day(start + timedelta(days=i)) for i in range((end - start).days + 1)}
-    in_range = (RequestLog.created_at >= since, RequestLog.created_at < until)
-    with c.store.session() as s:
-        day = _day_expr(dialect, RequestLog.created_at, off)
-        for d, kind, n, lat_sum, lat_n in s.execute(
-                select(day, RequestLog.kind, func.count(), func.sum(RequestLog.latency_ms),
-                       func.count(RequestLog.latency_ms))
-                .where(*in_range, RequestLog.kind.in_(QUESTION_KINDS)).group_by(day, RequestLog.kind)):
-            row = days.get(_as_date(d))
-            if row is None:
-                continue
-            setattr(row, kind, int(n))
-            row.latency_sum += float(lat_sum or 0)
-            row.latency_n += int(lat_n or 0)
-        fday = _day_expr(dialect, Feedback.created_at, off)
-        for d, helpful, n in s.execute(
-                select(fday, Feedback.helpful, func.count())
-                .where(Feedback.created_at >= since, Feedback.created_at < until).group_by(fday, Feedback.helpful)):
-            row = days.get(_as_date(d))
-            if row is not None:
-                if helpful:
-                    row.helpful += int(n)
-                else:
-                    row.unhelpful += int(n)
-        topic_rows = s.execute(
-            select(RequestLog.topic, func.count()).where(*in_range, RequestLog.kind == "answer",
-                                                         RequestLog.topic.is_not(None))
-            .group_by(RequestLog.topic).order_by(func.count().desc()).limit(10)).all()
-        channels = s.execute(
-            select(ChatIdentity.channel, func.count()).select_from(RequestLog)
-            .join(ChatIdentity, ChatIdentity.id == RequestLog.identity_id)
-            .where(*in_range, RequestLog.kind.in_(QUESTION_KINDS)).group_by(ChatIdentity.channel)
-            .order_by(func.count().desc())).all()
-        other = s.scalar(select(func.count()).select_from(RequestLog)
-                         .where(*in_range, RequestLog.kind.not_in(QUESTION_KINDS))) or 0
-        n_lat = s.scalar(select(func.count(RequestLog.latency_ms)).where(
-            *in_range, RequestLog.kind.in_(QUESTION_KINDS))) or 0
-        p95 = None
-        if n_lat:
-            k = int(n_lat * 0.95)
-            p95 = s.scalar(select(RequestLog.latency_ms).where(
-                *in_range, RequestLog.kind.in_(QUESTION_KINDS), RequestLog.latency_ms.is_not(None))
-                .order_by(RequestLog.latency_ms).offset(min(k, n_lat - 1)).limit(1))
+    activity = c.store.stats.activity(since, until, off, channels)
+    rows = []
+    for i in range((end - start).days + 1):
+        day = start + timedelta(days=i)
+        counts = activity.days.get(day)
+        row = Day(day)
+        if counts is not None:
+            for kind in QUESTION_KINDS:
+                setattr(row, kind, counts.by_kind.get(kind, 0))
+            row.latency_sum, row.latency_n = counts.latency_sum, counts.latency_n
+            row.helpful, row.unhelpful = counts.helpful, counts.unhelpful
+        rows.append(row)
     titles = c.topics()
-    rows = list(days.values())
     lat_n = sum(d.latency_n for d in rows)
+    span = (end - start).days + 1
     stats = Stats(
-        start=start, end=end, days=rows,
-        topics=[(str(t), titles.get(str(t), str(t)), int(n)) for t, n in topic_rows],
-        channels=[(CHANNEL_LABELS.get(ch, ch), int(n)) for ch, n in channels],
-        other_messages=int(other),
+        start=start, end=end, grain="day" if span <= 62 else "week" if span <= 400 else "month", days=rows,
+        topics=[(t, titles.get(t, t), n) for t, n in activity.topics],
+        channels=[(CHANNEL_LABELS.get(ch, ch), n) for ch, n in activity.channels],
+        other_messages=activity.other_messages,
         latency_avg=sum(d.latency_sum for d in rows) / lat_n if lat_n else None,
-        latency_p95=float(p95) if p95 is not None else None,
+        latency_p95=activity.latency_p95,
     )
     if with_groups:
-        groups = build_groups(c.store, c.embeddings, c.settings.query_prefix, c.options.group_threshold,
+        groups = build_groups(c.store.requests, c.embeddings, c.settings.query_prefix, c.options.group_threshold,
                               status=None, since=since, until=until, limit=c.options.max_unanswered)
+        if channels is not None:
+            groups = [g for g in groups if any(i.channel in channels for i in g.items)]
         stats.groups = groups[:10]
     return stats
 
 
+GRAIN_TITLES = {"day": "mỗi ngày", "week": "mỗi tuần", "month": "mỗi tháng"}
+
+
+def trim_leading(rows: list[Day], keep: int = 7) -> list[Day]:
+    """The days from the first one with activity (at least the last ``keep``): a young service's one day of
+    questions is not drawn on a 30-day axis."""
+    first = next((i for i, d in enumerate(rows) if d.questions or d.helpful or d.unhelpful), len(rows))
+    return rows[min(first, max(0, len(rows) - keep)):]
+
+
 def render_charts(stats: Stats) -> dict[str, Any]:
-    labels = [d.day.strftime("%d/%m") for d in stats.days]
+    periods = bucket(trim_leading(stats.days) if stats.grain == "day" else stats.days, stats.grain)
+    fmt = {"day": "%d/%m", "week": "%d/%m", "month": "%m/%Y"}[stats.grain]
+    labels = [d.day.strftime(fmt) for d in periods]
     col = charts.COLORS
     return {
         "per_day": charts.stacked_bars(labels, [
-            ("Trả lời", [d.answer for d in stats.days], col["answer"]),
-            ("Gợi ý lựa chọn", [d.choices for d in stats.days], col["choices"]),
-            ("Chưa trả lời được", [d.fallback for d in stats.days], col["fallback"]),
-        ], "Số câu hỏi mỗi ngày"),
+            ("Trả lời", [d.answer for d in periods], col["answer"]),
+            ("Gợi ý lựa chọn", [d.choices for d in periods], col["choices"]),
+            ("Chưa trả lời được", [d.fallback for d in periods], col["fallback"]),
+        ], f"Số câu hỏi {GRAIN_TITLES[stats.grain]}"),
         "shares": charts.share_bar([
             ("Trả lời", stats.total("answer"), col["answer"]),
             ("Gợi ý lựa chọn", stats.total("choices"), col["choices"]),
@@ -190,33 +191,70 @@ def render_charts(stats: Stats) -> dict[str, Any]:
             ("Chưa hữu ích", stats.total("unhelpful"), col["unhelpful"]),
         ], "Phản hồi của công dân"),
         "latency": charts.line(labels, [round(d.latency, 1) if d.latency is not None else None
-                                        for d in stats.days], "Thời gian trả lời trung bình (ms)", unit=" ms"),
+                                        for d in periods], "Thời gian trả lời trung bình (ms)", unit=" ms"),
     }
 
 
-def csv_response(stats: Stats, table: str) -> Response:
+TABLE_NAMES = {"ngay": "Theo ngày", "chu-de": "Chủ đề", "chua-tra-loi": "Chưa trả lời được"}
+
+
+def table_rows(c: Console, stats: Stats, table: str) -> tuple[list[str], list[list[Any]]]:
+    """A table of the dashboard with Vietnamese headers; times in local time."""
+    if table == "chu-de":
+        return (["Mã chủ đề", "Chủ đề", "Số câu được trả lời"], [[t, title, n] for t, title, n in stats.topics])
+    if table == "chua-tra-loi":
+        return (["Câu hỏi đại diện", "Số câu hỏi", "Số công dân", "Lần đầu (giờ địa phương)",
+                 "Lần cuối (giờ địa phương)"],
+                [[g.representative.question, g.count, g.citizens, c.local(g.first), c.local(g.last)]
+                 for g in stats.groups])
+    rows = []
+    for d in stats.days:
+        share = round(d.answer / d.questions * 100, 1) if d.questions else ""
+        lat = round(d.latency, 1) if d.latency is not None else ""
+        rows.append([d.day.strftime("%d/%m/%Y"), d.questions, d.answer, d.choices, d.fallback, share, lat,
+                     d.helpful, d.unhelpful])
+    return (["Ngày", "Số câu hỏi", "Trả lời", "Gợi ý lựa chọn", "Chưa trả lời được", "Tỷ lệ trả lời (%)",
+             "Thời gian trả lời TB (ms)", "Phản hồi hữu ích", "Phản hồi chưa hữu ích"], rows)
+
+
+def csv_response(c: Console, stats: Stats, table: str) -> Response:
+    table = table if table in TABLE_NAMES else "ngay"
     buf = io.StringIO()
     w = csv.writer(buf)
-    if table == "chu-de":
-        w.writerow(["ma_chu_de", "chu_de", "so_cau_tra_loi"])
-        for t, title, n in stats.topics:
-            w.writerow([t, title, n])
-    elif table == "chua-tra-loi":
-        w.writerow(["cau_hoi_dai_dien", "so_cau_hoi", "so_cong_dan", "lan_dau", "lan_cuoi"])
-        for g in stats.groups:
-            w.writerow([g.representative.question, g.count, g.citizens, g.first.isoformat(timespec="minutes"),
-                        g.last.isoformat(timespec="minutes")])
-    else:
-        table = "ngay"
-        w.writerow(["ngay", "so_cau_hoi", "tra_loi", "goi_y_lua_chon", "chua_tra_loi_duoc", "ty_le_tra_loi_pct",
-                    "thoi_gian_tb_ms", "phan_hoi_huu_ich", "phan_hoi_chua_huu_ich"])
-        for d in stats.days:
-            share = round(d.answer / d.questions * 100, 1) if d.questions else ""
-            lat = round(d.latency, 1) if d.latency is not None else ""
-            w.writerow([d.day.isoformat(), d.questions, d.answer, d.choices, d.fallback, share, lat,
-                        d.helpful, d.unhelpful])
+    header, rows = table_rows(c, stats, table)
+    w.writerow(header)
+    w.writerows(rows)
     name = f"tro-ly-{table}-{stats.start:%Y%m%d}-{stats.end:%Y%m%d}.csv"
     resp = Response("\ufeff" + buf.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return apply_headers(resp)
+
+
+def xlsx_response(c: Console, stats: Stats, period_label: str) -> Response:
+    """One workbook, a sheet per table, for a head of department to open in Excel."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    wb = Workbook()
+    wb.remove(wb.active)
+    for key, title in TABLE_NAMES.items():
+        ws = wb.create_sheet(title)
+        header, rows = table_rows(c, stats, key)
+        ws.append([f"Trợ lý ảo: {title.lower()}, {period_label}"])
+        ws["A1"].font = Font(bold=True)
+        ws.append(header)
+        for cell in ws[2]:
+            cell.font = Font(bold=True)
+        for row in rows:
+            ws.append(row)
+        for col in ws.columns:
+            width = max(len(str(cell.value or "")) for cell in col[1:]) if len(col) > 1 else 10
+            ws.column_dimensions[col[0].column_letter].width = min(max(width + 2, 10), 60)
+    buf = io.BytesIO()
+    wb.save(buf)
+    name = f"tro-ly-{stats.start:%Y%m%d}-{stats.end:%Y%m%d}.xlsx"
+    resp = Response(buf.getvalue(),
+                    media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
     return apply_headers(resp)
 
@@ -227,21 +265,37 @@ def make_router(c: Console) -> APIRouter:
 
     @r.get("/dashboard", name="console_dashboard")
     def dashboard(request: Request, user: Principal = officer, days: str = "30", tu: str = "",
-                  den: str = "") -> Response:
+                  den: str = "", kenh: str = "", thu_nghiem: str = "") -> Response:
         start, end = period(c, days, tu, den)
-        stats = compute(c, start, end)
+        kenh = kenh if kenh in CHANNEL_LABELS else ""
+        stats = compute(c, start, end, channels=channels_for(kenh, thu_nghiem))
+        deliveries = c.store.outbox.counts()
+        query = {"days": days, "tu": tu, "den": den, "kenh": kenh, "thu_nghiem": thu_nghiem}
         return c.render(request, "dashboard.html", {
             "stats": stats, "charts": render_charts(stats), "days": days if not (tu and den) else "",
-            "tu": tu, "den": den, "periods": PERIODS,
-            "query": {"days": days, "tu": tu, "den": den},
+            "failed_deliveries": deliveries.get("failed", 0), "queued_deliveries": deliveries.get("pending", 0),
+            "tu": tu, "den": den, "periods": PERIODS, "kenh": kenh, "thu_nghiem": thu_nghiem,
+            "citizen_channels": CITIZEN_CHANNELS, "small_sample": SMALL_SAMPLE,
+            "query": urlencode(query),
         })
 
     @r.get("/dashboard.csv", name="console_dashboard_csv")
     def export(request: Request, user: Principal = officer, days: str = "30", tu: str = "", den: str = "",
-               bang: str = "ngay") -> Response:
+               bang: str = "ngay", kenh: str = "", thu_nghiem: str = "") -> Response:
         start, end = period(c, days, tu, den)
-        stats = compute(c, start, end, with_groups=bang == "chua-tra-loi")
-        c.store.audit(user.username, "dashboard.export", "csv", bang, {"from": str(start), "to": str(end)})
-        return csv_response(stats, bang)
+        kenh = kenh if kenh in CHANNEL_LABELS else ""
+        stats = compute(c, start, end, with_groups=bang == "chua-tra-loi", channels=channels_for(kenh, thu_nghiem))
+        c.store.audit.log(user.username, "dashboard.export", "csv", bang, {"from": str(start), "to": str(end)})
+        return csv_response(c, stats, bang)
+
+    @r.get("/dashboard.xlsx", name="console_dashboard_xlsx")
+    def export_xlsx(request: Request, user: Principal = officer, days: str = "30", tu: str = "", den: str = "",
+                    kenh: str = "", thu_nghiem: str = "") -> Response:
+        start, end = period(c, days, tu, den)
+        kenh = kenh if kenh in CHANNEL_LABELS else ""
+        stats = compute(c, start, end, channels=channels_for(kenh, thu_nghiem))
+        c.store.audit.log(user.username, "dashboard.export", "xlsx", "all", {"from": str(start), "to": str(end)})
+        label = f"từ {start:%d/%m/%Y} đến {end:%d/%m/%Y}" + (f", kênh {CHANNEL_LABELS[kenh]}" if kenh else "")
+        return xlsx_response(c, stats, label)
 
     return r

@@ -1,7 +1,8 @@
-"""The unanswered-question queue: rows with their channel, and greedy grouping by embedding similarity."""
+"""The unanswered-question queue grouped by embedding similarity, and the assistant's best candidates."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
@@ -9,38 +10,16 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 
-from bot.models import ChatIdentity, RequestLog, Unanswered
 from bot.runtime import AssistantHolder
-from bot.store import Store
+from bot.storage.requests import Requests, UnansweredItem
 
-
-@dataclass
-class Item:
-    id: int
-    question: str
-    normalized: str | None
-    status: str
-    created_at: datetime
-    channel: str | None
-    chat_id: str | None
-    source: str
-    """fallback (the assistant declined) or feedback ("chưa hữu ích" on an answer / choice)"""
-    officer_reply: str | None
-    handled_by: str | None
-    entry_id: str | None
-    answered_entry: str | None
-    """The entry the assistant had answered with (feedback rows)."""
-
-    @property
-    def text(self) -> str:
-        return (self.normalized or self.question).strip()
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class Group:
-    items: list[Item]
+    items: list[UnansweredItem]
     vector: np.ndarray
     candidates: list[dict[str, Any]] = field(default_factory=list)
     rep: int = 0
@@ -70,6 +49,11 @@ class Group:
         return Counter(i.source for i in self.items)
 
     @property
+    def assignees(self) -> Counter[str]:
+        """Who the questions of this group are assigned to (questions assigned to no one are not counted)."""
+        return Counter(i.assigned_to for i in self.items if i.assigned_to)
+
+    @property
     def first(self) -> datetime:
         return min(i.created_at for i in self.items)
 
@@ -78,7 +62,7 @@ class Group:
         return max(i.created_at for i in self.items)
 
     @property
-    def representative(self) -> Item:
+    def representative(self) -> UnansweredItem:
         """The member closest to the group's centre."""
         return self.items[self.rep]
 
@@ -120,43 +104,7 @@ class EmbeddingCache:
         return np.stack([v for v in out if v is not None]) if out else np.zeros((0, emb.dim), np.float32)
 
 
-def load_items(store: Store, *, status: str | None = "new", channel: str | None = None,
-               source: str | None = None, since: datetime | None = None, until: datetime | None = None,
-               search: str | None = None, ids: list[int] | None = None, limit: int = 2000) -> list[Item]:
-    q = (
-        select(Unanswered, ChatIdentity.channel, ChatIdentity.external_id, RequestLog.kind, RequestLog.entry_id)
-        .outerjoin(ChatIdentity, ChatIdentity.id == Unanswered.identity_id)
-        .outerjoin(RequestLog, RequestLog.id == Unanswered.request_id)
-        .order_by(Unanswered.created_at.desc(), Unanswered.id.desc())
-        .limit(limit)
-    )
-    if status:
-        q = q.where(Unanswered.status == status)
-    if channel:
-        q = q.where(ChatIdentity.channel == channel)
-    if since is not None:
-        q = q.where(Unanswered.created_at >= since)
-    if until is not None:
-        q = q.where(Unanswered.created_at < until)
-    if ids is not None:
-        q = q.where(Unanswered.id.in_(ids))
-    if search:
-        like = f"%{search.strip().lower()}%"
-        q = q.where(Unanswered.question.ilike(like) | Unanswered.normalized.ilike(like))
-    out = []
-    with store.session() as s:
-        for u, ch, ext, kind, answered_entry in s.execute(q):
-            src = "fallback" if kind in (None, "fallback") else "feedback"
-            if source and src != source:
-                continue
-            out.append(Item(id=u.id, question=u.question, normalized=u.normalized, status=u.status,
-                            created_at=u.created_at, channel=ch, chat_id=ext, source=src,
-                            officer_reply=u.officer_reply, handled_by=u.handled_by, entry_id=u.entry_id,
-                            answered_entry=answered_entry if src == "feedback" else None))
-    return out
-
-
-def group_items(items: list[Item], vectors: np.ndarray, threshold: float) -> list[Group]:
+def group_items(items: list[UnansweredItem], vectors: np.ndarray, threshold: float) -> list[Group]:
     """Greedy grouping: each question joins the group whose centre is most similar (cosine ≥ threshold),
     else starts a new group. Groups come out largest first, then most recent."""
     groups: list[Group] = []
@@ -186,13 +134,21 @@ def group_items(items: list[Item], vectors: np.ndarray, threshold: float) -> lis
     return groups
 
 
-def build_groups(store: Store, cache: EmbeddingCache, query_prefix: str, threshold: float,
+def build_groups(requests: Requests, cache: EmbeddingCache, query_prefix: str, threshold: float,
                  **filters: Any) -> list[Group]:
-    items = load_items(store, **filters)
+    """The queue in groups; questions an officer split out (same ``group_label``) are grouped apart."""
+    items = requests.queue(**filters)
     if not items:
         return []
     vectors = cache.embed([i.text for i in items], query_prefix)
-    return group_items(items, vectors, threshold)
+    pools: dict[str | None, list[int]] = {}
+    for k, item in enumerate(items):
+        pools.setdefault(item.group_label, []).append(k)
+    groups: list[Group] = []
+    for members in pools.values():
+        groups += group_items([items[k] for k in members], vectors[members], threshold)
+    groups.sort(key=lambda g: (-g.count, -g.last.timestamp()))
+    return groups
 
 
 _CANDIDATES: OrderedDict[tuple[str | None, str, int], list[dict[str, Any]]] = OrderedDict()
@@ -200,8 +156,8 @@ _CANDIDATES_LOCK = threading.Lock()
 
 
 def candidates_for(holder: AssistantHolder, text: str, k: int = 3) -> list[dict[str, Any]]:
-    """The best entries the assistant has for ``text`` now (title, topic, fused score); cached per
-    index version."""
+    """The topics the assistant finds most likely for ``text`` now, each with its best entry (title,
+    topic, probability); cached per index version."""
     key = (holder.version, text, k)
     with _CANDIDATES_LOCK:
         hit = _CANDIDATES.get(key)
@@ -209,14 +165,15 @@ def candidates_for(holder: AssistantHolder, text: str, k: int = 3) -> list[dict[
         return hit
     try:
         a = holder.current
-        result = a.retriever.search(text)
-    except Exception:
+        likely = a.likely_topics(text, k)
+    except Exception:  # no index loaded yet, or the model failed: the queue is still usable without them
+        log.warning("could not compute the candidates of an unanswered question", exc_info=True)
         return []
     out = []
-    for cand in result.candidates[:k]:
-        e = a.entry(cand.entry_id) or {}
-        out.append({"entry_id": cand.entry_id, "topic": cand.topic, "title": e.get("title", cand.entry_id),
-                    "score": round(cand.score, 3), "dense": round(cand.dense, 3)})
+    for topic, probability, entry_id in likely:
+        e = a.entry(entry_id) or {}
+        out.append({"entry_id": entry_id, "topic": topic, "title": e.get("title", entry_id),
+                    "score": round(probability, 3)})
     with _CANDIDATES_LOCK:
         _CANDIDATES[(a.retriever.index.manifest.version, text, k)] = out
         while len(_CANDIDATES) > 5000:

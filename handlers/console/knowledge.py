@@ -3,19 +3,45 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from bot.models import KbDraft, KbVersion, Unanswered, utcnow
+from bot.knowledge_admin import ApproveError, IndexMissing
+from bot.storage.models import KbDraft
 from handlers.console.core import Console, ConsoleRoute, apply_headers
-from handlers.console.kbwrite import ApproveError, approve_entry
-from handlers.console.replies import get_draft, list_drafts
+from handlers.console.grouping import candidates_for
 from handlers.console.security import Principal
-from indexer.index import IndexError_, current_version
+from indexer.index import version_entries
+
+PAGE_SIZE = 25
+"""Rows per page of the long lists (entries to review)."""
+COMPARED = ("title", "answer", "details", "topic", "legal_basis", "valid_from", "questions", "paraphrases")
+
+
+def version_diff(c: Console, old: str | None, new: str) -> dict[str, list[dict[str, str]]]:
+    """Entries added, changed and removed going from version ``old`` to ``new``."""
+    before = version_entries(c.settings.index_root, old) if old else {}
+    after = version_entries(c.settings.index_root, new)
+    def row(e: dict[str, Any], fields: list[str] | None = None) -> dict[str, str]:
+        return {"id": e["id"], "title": e.get("title", e["id"]), "fields": ", ".join(fields or [])}
+    changed = []
+    for eid in sorted(set(before) & set(after)):
+        fields = [f for f in COMPARED if before[eid].get(f) != after[eid].get(f)]
+        if fields:
+            changed.append(row(after[eid], fields))
+    return {"added": [row(after[e]) for e in sorted(set(after) - set(before))],
+            "changed": changed,
+            "removed": [row(before[e]) for e in sorted(set(before) - set(after))]}
+
+
+def paginate(rows: list[Any], page: int) -> tuple[list[Any], int, int]:
+    """(the rows of page ``page``, that page, the number of pages)."""
+    pages = max(1, -(-len(rows) // PAGE_SIZE))
+    page = min(max(1, page), pages)
+    return rows[(page - 1) * PAGE_SIZE: page * PAGE_SIZE], page, pages
 
 
 def _lines(text: str) -> list[str]:
@@ -30,25 +56,35 @@ def make_router(c: Console) -> APIRouter:
     def status_dict() -> dict[str, object]:
         st = c.rebuilder.status.as_dict()
         st["serving"] = c.holder.version
-        st["active"] = c.rebuilder.active_version()
+        st["active"] = c.admin.active()
         st["reload_error"] = c.rebuilder.reload_error
         return st
 
     @r.get("/knowledge", name="console_knowledge")
-    def page(request: Request, user: Principal = officer) -> Response:
+    def page(request: Request, user: Principal = officer, trang: int = 1, chu_de: str = "") -> Response:
         kb = c.knowledge()
-        with c.store.session() as s:
-            db_versions = {v.name: v for v in s.scalars(select(KbVersion))}
-        versions = list(reversed(c.rebuilder.versions()))
-        review = [e for e in kb.entries if e.needs_review]
+        versions = list(reversed(c.admin.versions()))
+        all_review = [e for e in kb.entries if e.needs_review and (not chu_de or e.topic == chu_de)]
+        review, trang, pages = paginate(all_review, trang)
         return c.render(request, "knowledge.html", {
-            "versions": versions, "db_versions": db_versions, "serving": c.holder.version,
-            "active": c.rebuilder.active_version(), "pointer": current_version(c.settings.index_root),
-            "previous": c.rebuilder.previous_version(), "status": c.rebuilder.status,
+            "versions": versions, "serving": c.holder.version, "active": c.admin.active(),
+            "previous": c.admin.previous(), "status": c.rebuilder.status,
             "reload_error": c.rebuilder.reload_error,
-            "drafts": list_drafts(c.store, "draft"), "recent": list_drafts(c.store, None, limit=20),
-            "review": review, "kb_errors": kb.errors, "entries": len(kb.entries), "topics": kb.topics,
+            "drafts": c.store.drafts.recent("draft"), "recent": c.store.drafts.recent(None, limit=20),
+            "review": review, "review_total": len(all_review), "trang": trang, "pages": pages, "chu_de": chu_de,
+            "kb_errors": kb.errors, "entries": len(kb.entries), "topics": kb.topics,
         })
+
+    @r.get("/knowledge/confirm", name="console_knowledge_confirm")
+    def confirm(request: Request, user: Principal = admin, version: str = "", rollback: str = "") -> Response:
+        active = c.admin.active()
+        target = c.admin.previous() if rollback else version
+        known = {m.version for m in c.admin.versions()}
+        if not target or target not in known:
+            return c.redirect(request, "console_knowledge", error="Không có phiên bản này.")
+        return c.render(request, "knowledge_confirm.html", {
+            "target": target, "active": active, "rollback": bool(rollback),
+            "diff": version_diff(c, active, target)})
 
     @r.get("/knowledge/status", name="console_knowledge_status")
     def status(request: Request, user: Principal = officer) -> Response:
@@ -58,7 +94,7 @@ def make_router(c: Console) -> APIRouter:
     def rebuild(request: Request, user: Principal = admin) -> Response:
         if not c.rebuilder.start(user.username):
             return c.redirect(request, "console_knowledge", error="Đang dựng chỉ mục, vui lòng chờ.")
-        c.store.audit(user.username, "kb.rebuild_start")
+        c.store.audit.log(user.username, "kb.rebuild_start")
         return c.redirect(request, "console_knowledge", notice="Đã bắt đầu dựng chỉ mục mới.")
 
     @r.post("/knowledge/switch", name="console_knowledge_switch")
@@ -67,7 +103,7 @@ def make_router(c: Console) -> APIRouter:
         version = str(form.get("version") or "")
         try:
             await run_in_threadpool(c.rebuilder.switch, version, user.username)
-        except IndexError_ as exc:
+        except IndexMissing as exc:
             return c.redirect(request, "console_knowledge", error=str(exc))
         return c.redirect(request, "console_knowledge", notice=_switched(c, version))
 
@@ -75,14 +111,14 @@ def make_router(c: Console) -> APIRouter:
     async def rollback(request: Request, user: Principal = admin) -> Response:
         try:
             prev = await run_in_threadpool(c.rebuilder.rollback, user.username)
-        except IndexError_ as exc:
+        except IndexMissing as exc:
             return c.redirect(request, "console_knowledge", error=str(exc))
         return c.redirect(request, "console_knowledge", notice="Đã quay lại. " + _switched(c, prev))
 
     # --- drafts ---------------------------------------------------------------------------------
     @r.get("/knowledge/drafts/{draft_id}", name="console_draft")
     def draft_page(request: Request, draft_id: int, user: Principal = officer) -> Response:
-        d = get_draft(c.store, draft_id)
+        d = c.store.drafts.get(draft_id)
         if d is None:
             return c.redirect(request, "console_knowledge", error="Không có bản nháp này.")
         return c.render(request, "draft.html", _draft_form(c, d))
@@ -93,46 +129,31 @@ def make_router(c: Console) -> APIRouter:
                 answer: Annotated[str, Form()] = "", topic: Annotated[str, Form()] = "",
                 legal_basis: Annotated[str, Form()] = "", valid_from: Annotated[str, Form()] = "",
                 source: Annotated[str, Form()] = "", needs_review: Annotated[str, Form()] = "") -> Response:
-        d = get_draft(c.store, draft_id)
+        d = c.store.drafts.get(draft_id)
         if d is None or d.status != "draft":
             return c.redirect(request, "console_knowledge", error="Bản nháp không còn chờ duyệt.")
         values = {"question": question, "paraphrases": paraphrases, "answer": answer, "topic": topic,
                   "legal_basis": legal_basis, "valid_from": valid_from, "source": source,
                   "needs_review": bool(needs_review)}
         try:
-            entry_id, rel = approve_entry(
-                c.settings.knowledge_dir, topic=topic, question=question, paraphrases=_lines(paraphrases),
+            entry_id, rel = c.admin.approve_draft(
+                draft_id, actor=user.username, topic=topic, question=question, paraphrases=_lines(paraphrases),
                 answer=answer, legal_basis=_lines(legal_basis), valid_from=valid_from,
                 needs_review=bool(needs_review), source=source or None)
         except ApproveError as exc:
-            c.store.audit(user.username, "draft.approve_refused", "kb_draft", draft_id, {"errors": len(exc.errors)})
             ctx = _draft_form(c, d)
             ctx.update({"values": values, "errors": exc.errors})
             return c.render(request, "draft.html", ctx, status_code=422)
-        with c.store.session() as s:
-            row = s.get(KbDraft, draft_id)
-            assert row is not None
-            row.status, row.entry_id, row.reviewer = "approved", entry_id, user.username
-            row.question, row.answer, row.topic = question.strip(), answer.strip(), topic
-            row.paraphrases = _lines(paraphrases)
-            for uid in row.unanswered_ids or []:
-                u = s.get(Unanswered, int(uid))
-                if u is not None:
-                    u.entry_id = entry_id
-            c.store._audit(s, user.username, "draft.approve", "kb_draft", draft_id,
-                           {"entry_id": entry_id, "file": rel})
+        except KeyError:
+            return c.redirect(request, "console_knowledge", error="Bản nháp không còn chờ duyệt.")
         return c.redirect(request, "console_knowledge",
                           notice=f"Đã duyệt: mục {entry_id} được ghi vào {rel}. Hãy dựng lại chỉ mục "
                                  "rồi chuyển sang phiên bản mới để trợ lý dùng mục này.")
 
     @r.post("/knowledge/drafts/{draft_id}/reject", name="console_draft_reject")
     def reject(request: Request, draft_id: int, user: Principal = admin) -> Response:
-        with c.store.session() as s:
-            row = s.get(KbDraft, draft_id)
-            if row is None or row.status != "draft":
-                return c.redirect(request, "console_knowledge", error="Bản nháp không còn chờ duyệt.")
-            row.status, row.reviewer, row.updated_at = "rejected", user.username, utcnow()
-            c.store._audit(s, user.username, "draft.reject", "kb_draft", draft_id, None)
+        if not c.admin.reject_draft(draft_id, actor=user.username):
+            return c.redirect(request, "console_knowledge", error="Bản nháp không còn chờ duyệt.")
         return c.redirect(request, "console_knowledge", notice=f"Đã từ chối bản nháp số {draft_id}.")
 
     return r
@@ -146,10 +167,23 @@ def _switched(c: Console, version: str) -> str:
     return f"Đã chọn phiên bản {version}; đang nạp (các máy chủ khác tự chuyển trong giây lát)."
 
 
+def similar_entries(c: Console, d: KbDraft) -> list[dict[str, Any]]:
+    """The entries the assistant finds closest to the draft's question (to avoid a duplicate entry)."""
+    out = []
+    for cand in candidates_for(c.holder, d.question, k=3):
+        e = c.holder.current.entry(cand["entry_id"]) if c.holder.version else None
+        if e is not None:
+            out.append({**cand, "answer": c.holder.current.render(e.get("answer", "")),
+                        "valid_from": e.get("valid_from", "")})
+    return out
+
+
 def _draft_form(c: Console, d: KbDraft) -> dict[str, object]:
     values = {
         "question": d.question, "paraphrases": "\n".join(d.paraphrases or []), "answer": d.answer,
-        "topic": d.topic or "", "legal_basis": "", "valid_from": dt.date.today().isoformat(), "source": "",
+        "topic": d.topic or "", "legal_basis": "", "valid_from": "", "source": "",
         "needs_review": False,
     }
-    return {"draft": d, "values": values, "errors": [], "topics": c.topics()}
+    # "áp dụng từ" is the date the rule applies from (the legal text's effect), never today by default
+    return {"draft": d, "values": values, "errors": [], "topics": c.topics(), "similar": similar_entries(c, d),
+            "today": dt.date.today().isoformat()}

@@ -1,26 +1,22 @@
-"""Background index rebuild with progress, and switching / rolling back the served version.
+"""The console's side of the knowledge administration (:mod:`bot.knowledge_admin`): a rebuild in the
+background with its progress, and switching / rolling back with this process reloading at once.
 
-Switching marks the version active in the database (``kb_versions``); every server process polls it
+Switching moves the index folder's ``CURRENT`` pointer; every server process polls it
 (``AssistantHolder.check_reload``) and loads the new index beside the old one, so no request fails or
 waits. This process reloads at once, in a thread.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
-from bot.config import Settings
+from bot.knowledge_admin import KnowledgeAdmin
 from bot.runtime import AssistantHolder
-from bot.store import Store
-from handlers.console.config import ConsoleOptions
-from indexer.index import IndexError_, KnowledgeInvalid, Manifest, build_index, list_versions, publish
+from indexer.index import KnowledgeInvalid
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +56,10 @@ class RebuildStatus:
 
 
 class Rebuilder:
-    def __init__(self, settings: Settings, holder: AssistantHolder, store: Store, options: ConsoleOptions) -> None:
-        self.settings = settings
+    def __init__(self, admin: KnowledgeAdmin, holder: AssistantHolder, *, reload_wait_seconds: float) -> None:
+        self.admin = admin
         self.holder = holder
-        self.store = store
-        self.options = options
+        self.reload_wait_seconds = reload_wait_seconds
         self.status = RebuildStatus()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -92,63 +87,29 @@ class Rebuilder:
         st.stage, st.done, st.total = stage, done, total
 
     def _run(self, actor: str) -> None:
-        s = self.settings
         st = self.status
         try:
-            manifest = build_index(
-                s.knowledge_dir, s.index_root, self.holder.embedder, query_prefix=s.query_prefix,
-                passage_prefix=s.passage_prefix, segmented_for_model=s.model_wants_segmented,
-                ann_threshold=s.ann_threshold, progress=self._progress, publish_now=False)
-            self._register(manifest.version)
+            manifest = self.admin.build(actor=actor, activate=False, progress=self._progress)
             st.version = manifest.version
             st.state = "done"
-            self.store.audit(actor, "kb.rebuild", "kb_version", manifest.version,
-                             {"entries": manifest.entries, "seconds": manifest.build_seconds})
         except KnowledgeInvalid as exc:
             st.errors = [str(e) for e in exc.errors]
             st.state = "failed"
-            self.store.audit(actor, "kb.rebuild_failed", None, None, {"errors": len(exc.errors)})
         except Exception as exc:  # keep serving; show the error to the administrator
             log.exception("index rebuild failed")
             st.errors = [f"{type(exc).__name__}: {exc}"]
             st.state = "failed"
-            self.store.audit(actor, "kb.rebuild_failed", None, None, {"error": type(exc).__name__})
         finally:
             st.finished_at = time.time()
 
-    def _register(self, version: str) -> None:
-        with contextlib.suppress(IntegrityError):  # already known (another process, an earlier switch)
-            self.store.add_kb_version(version, activate=False)
-
-    # --- versions ---------------------------------------------------------------------------------
-    def versions(self) -> list[Manifest]:
-        return list_versions(self.settings.index_root)
-
-    def active_version(self) -> str | None:
-        return self.holder.wanted_version()
-
-    def switch(self, version: str, actor: str, action: str = "kb.switch") -> None:
-        names = [m.version for m in self.versions()]
-        if version not in names:
-            raise IndexError_(f"Không có phiên bản chỉ mục '{version}'.")
-        publish(self.settings.index_root, version)
-        self._register(version)
-        self.store.activate_kb_version(version, actor=actor)
-        self.store.audit(actor, action, "kb_version", version, {"from": self.holder.version})
+    # --- switching --------------------------------------------------------------------------------
+    def switch(self, version: str, actor: str) -> None:
+        self.admin.switch(version, actor=actor)
         self.reload_now()
 
-    def previous_version(self) -> str | None:
-        names = [m.version for m in self.versions()]
-        cur = self.active_version()
-        if cur not in names or names.index(cur) == 0:
-            return None
-        return names[names.index(cur) - 1]
-
     def rollback(self, actor: str) -> str:
-        prev = self.previous_version()
-        if prev is None:
-            raise IndexError_("Không có phiên bản trước để quay lại.")
-        self.switch(prev, actor, action="kb.rollback")
+        prev = self.admin.rollback(actor=actor)
+        self.reload_now()
         return prev
 
     def reload_now(self) -> None:
@@ -164,4 +125,4 @@ class Rebuilder:
         t = threading.Thread(target=run, name="kb-reload", daemon=True)
         self.reload_thread = t
         t.start()
-        t.join(self.options.reload_wait_seconds)
+        t.join(self.reload_wait_seconds)

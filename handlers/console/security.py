@@ -1,7 +1,8 @@
-"""Passwords (argon2), sessions stored in the database, CSRF tokens and sign-in throttling."""
+"""Passwords (argon2), session tokens (only their hash is stored), CSRF tokens."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -10,16 +11,22 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, func, select, update
 
-from bot.models import AuditLog, ConsoleSession, User, utcnow
-from bot.store import Store
+from bot.storage.users import ROLES, ConsoleSessions, SessionState, Users
 
-ROLES = ("officer", "admin")
+__all__ = ["ROLES", "ROLE_LABELS", "Principal", "SessionState", "create_session", "hash_password",
+           "load_session", "needs_rehash", "password_problem", "same_token", "set_password", "token_digest",
+           "verify_password"]
+
 ROLE_LABELS = {"officer": "Cán bộ", "admin": "Quản trị"}
 
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not-a-real-password-" + secrets.token_hex(8))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked against when the user is unknown (made on first use: an argon2 hash costs ~0.15 s at start-up)."""
+    return _hasher.hash("not-a-real-password-" + secrets.token_hex(8))
 
 
 def hash_password(password: str) -> str:
@@ -29,7 +36,7 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """Constant-ish time: an unknown user is checked against a dummy hash too."""
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
@@ -49,8 +56,6 @@ def same_token(a: str | None, b: str | None) -> bool:
     return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))
 
 
-# --- users ------------------------------------------------------------------------------------------
-
 def password_problem(password: str, min_length: int) -> str | None:
     if len(password) < min_length:
         return f"Mật khẩu cần ít nhất {min_length} ký tự."
@@ -59,31 +64,10 @@ def password_problem(password: str, min_length: int) -> str | None:
     return None
 
 
-def set_password(store: Store, username: str, password: str, *, actor: str) -> None:
-    """Replace a user's password and end all their sessions."""
-    with store.session() as s:
-        row = s.scalar(select(User).where(User.username == username))
-        if row is None:
-            raise KeyError(username)
-        row.password_hash = hash_password(password)
-        s.execute(delete(ConsoleSession).where(ConsoleSession.username == username))
-        store._audit(s, actor, "user.reset_password", "user", username, None)
+def set_password(users: Users, username: str, password: str, *, actor: str) -> None:
+    """Replace a user's password (hashed) and end all their sessions."""
+    users.set_password_hash(username, hash_password(password), actor=actor)
 
-
-def list_users(store: Store) -> list[User]:
-    with store.session() as s:
-        return list(s.scalars(select(User).order_by(User.username)))
-
-
-def set_role(store: Store, username: str, role: str, *, actor: str) -> None:
-    if role not in ROLES:
-        raise ValueError(role)
-    with store.session() as s:
-        s.execute(update(User).where(User.username == username).values(role=role))
-        store._audit(s, actor, "user.role", "user", username, {"role": role})
-
-
-# --- sessions ---------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Principal:
@@ -101,78 +85,20 @@ class Principal:
         return ROLE_LABELS.get(self.role, self.role)
 
 
-def create_session(store: Store, username: str, ip: str | None) -> tuple[str, str]:
+def create_session(sessions: ConsoleSessions, username: str, ip: str | None) -> tuple[str, str]:
     """A new session; returns (cookie token, CSRF token). Only the token's hash is stored."""
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
-    with store.session() as s:
-        s.add(ConsoleSession(id=token_digest(token), username=username, csrf_token=csrf,
-                             ip=(ip or "")[:64] or None))
+    sessions.create(token_digest(token), username, csrf, ip)
     return token, csrf
 
 
-class SessionState:
-    OK = "ok"
-    MISSING = "missing"
-    EXPIRED = "expired"
-
-
-def load_session(store: Store, token: str | None, *, idle: timedelta, max_age: timedelta,
-                 now: datetime | None = None) -> tuple[str, Principal | None]:
-    """Look a cookie token up; expired sessions are deleted. Touches ``last_seen_at``."""
+def load_session(sessions: ConsoleSessions, token: str | None, *, idle: timedelta, max_age: timedelta,
+                 now: datetime | None = None) -> tuple[SessionState, Principal | None]:
+    """The signed-in user of a cookie token (expired sessions are deleted)."""
     if not token:
         return SessionState.MISSING, None
-    now = now or utcnow()
-    sid = token_digest(token)
-    with store.session() as s:
-        row = s.get(ConsoleSession, sid)
-        if row is None:
-            return SessionState.MISSING, None
-        if row.last_seen_at < now - idle or row.created_at < now - max_age:
-            s.delete(row)
-            return SessionState.EXPIRED, None
-        user = s.scalar(select(User).where(User.username == row.username))
-        if user is None or not user.active:
-            s.delete(row)
-            return SessionState.MISSING, None
-        if (now - row.last_seen_at).total_seconds() > 10:
-            row.last_seen_at = now
-        return SessionState.OK, Principal(user.username, user.role, row.csrf_token, sid)
-
-
-def end_session(store: Store, session_id: str) -> None:
-    with store.session() as s:
-        s.execute(delete(ConsoleSession).where(ConsoleSession.id == session_id))
-
-
-def end_user_sessions(store: Store, username: str) -> None:
-    with store.session() as s:
-        s.execute(delete(ConsoleSession).where(ConsoleSession.username == username))
-
-
-def purge_sessions(store: Store, *, idle: timedelta, max_age: timedelta) -> None:
-    now = utcnow()
-    with store.session() as s:
-        s.execute(delete(ConsoleSession).where(
-            (ConsoleSession.last_seen_at < now - idle) | (ConsoleSession.created_at < now - max_age)))
-
-
-# --- sign-in throttling (counted in the audit log, so every process sees the same numbers) ----------
-
-LOGIN_OK = "auth.login"
-LOGIN_FAILED = "auth.login_failed"
-LOGIN_THROTTLED = "auth.login_throttled"
-
-
-def recent_failures(store: Store, username: str, ip: str, window: timedelta) -> int:
-    """Failed sign-ins for this user name from this address within ``window`` since the last success."""
-    since = utcnow() - window
-    actor = username[:64]
-    with store.session() as s:
-        last_ok = s.scalar(select(func.max(AuditLog.created_at)).where(
-            AuditLog.action == LOGIN_OK, AuditLog.actor == actor, AuditLog.target_id == ip[:128]))
-        if last_ok is not None and last_ok > since:
-            since = last_ok
-        return int(s.scalar(select(func.count(AuditLog.id)).where(
-            AuditLog.action == LOGIN_FAILED, AuditLog.actor == actor, AuditLog.target_id == ip[:128],
-            AuditLog.created_at >= since)) or 0)
+    state, user = sessions.load(token_digest(token), idle=idle, max_age=max_age, now=now)
+    if user is None:
+        return state, None
+    return state, Principal(user.username, user.role, user.csrf, user.session_id)

@@ -1,0 +1,328 @@
+"""Search the legal texts (the documents tier): a question in, ranked passages with citations out.
+
+    searcher = DocSearcher.from_settings(settings)        # cheap; heavy parts load in warm_up()
+    searcher.warm_up()
+    result = searcher.search("thuong binh 85% duoc bao nhieu tien")
+    for hit in result.hits:
+        hit.citation        # "mục 65 Phụ lục II Nghị định 75/2021/NĐ-CP"
+        hit.text            # the matching clause, phone-sized (≤ ~600 characters), with its warning
+        hit.superseded      # True when the clause's wording (and any amount in it) is no longer current
+
+The curated tier already processed the question and embedded it: ``search_processed(q, qvec)`` reuses
+that work, so the documents tier adds a few milliseconds, not a second embedding.
+
+Scoring mirrors the curated retriever: BM25 over segmented words and over folded syllables, relative
+to the best passage, plus the IDF-weighted share of the question's words the passage contains (absolute,
+so a question whose words no text has scores low), fused with the dense similarity of the passage's
+article (or table row). Hits are grouped by article: each article appears once, with its best clause.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.diacritics import fold
+from indexer.documents.corpus import AMOUNT_RE, Passage
+from indexer.documents.index import LoadedDocIndex, load_doc_index
+from indexer.embed import Embedder
+from indexer.text import Processed, TextPipeline
+
+MAX_CLAUSE_CHARS = 600
+
+
+BOILERPLATE_TITLE = re.compile(
+    r"(?i)^(phạm vi điều chỉnh|đối tượng áp dụng|giải thích từ ngữ|hiệu lực thi hành|trách nhiệm thi hành|"
+    r"tổ chức thực hiện|điều khoản thi hành|điều khoản chuyển tiếp|quy định chuyển tiếp|hiệu lực)")
+"""Articles every document has and citizens rarely need: they match many words of any question."""
+
+
+@dataclass
+class DocSearchParams:
+    dense_weight: float = 0.6
+    dense_floor: float = 0.78
+    dense_ceiling: float = 0.92
+    superseded_factor: float = 0.9
+    """A superseded passage ranks below a current one that matches as well."""
+    untagged_factor: float = 0.8
+    """Passages of documents that serve none of the Department's topics (another ministry's circular)."""
+    boilerplate_factor: float = 0.8
+    """Passages of scope/definitions/entry-into-force articles."""
+    candidates: int = 300
+
+
+@dataclass
+class PassageHit:
+    id: str
+    score: float
+    citation: str
+    document: str
+    doc_type: str
+    doc_title: str
+    article: str
+    article_title: str
+    clause: str | None
+    text: str
+    """The matching clause, at most ~600 characters, prefixed by a warning when it is not current."""
+    effective: str | None
+    """The date the passage's wording holds from (ISO)."""
+    status: str
+    superseded: bool
+    superseded_by: str | None
+    superseded_from: str | None
+    older_than_curated: bool
+    warning: str | None
+    topic: str | None
+    source_file: str
+    partial: bool
+    dense: float = 0.0
+    lexical: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass
+class DocSearchResult:
+    query: Processed
+    hits: list[PassageHit]
+    latency_ms: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _vn_date(iso: str | None) -> str:
+    if not iso:
+        return "?"
+    try:
+        d = dt.date.fromisoformat(iso)
+    except ValueError:
+        return iso
+    return f"{d.day:02d}/{d.month:02d}/{d.year}"
+
+
+def warning_for(p: Passage, older_than_curated: bool, curated_from: str | None = None) -> str | None:
+    """The warning a citizen must see with this passage, in Vietnamese, or None."""
+    if p.superseded_by:
+        scope = f" ({p.superseded_scope})" if p.superseded_scope else ""
+        since = f" từ {_vn_date(p.superseded_from)}" if p.superseded_from else ""
+        tail = " Các mức tiền trong đoạn này không còn áp dụng." if p.has_amount else ""
+        return f"Lưu ý: quy định này đã được thay thế bởi {p.superseded_by}{since}{scope}.{tail}"
+    if p.status in ("superseded", "expired"):
+        return "Lưu ý: văn bản này không còn hiệu lực; không dùng làm căn cứ hiện hành."
+    if older_than_curated:
+        return (f"Lưu ý: đoạn này áp dụng từ {_vn_date(p.text_date)}; mức mới hơn áp dụng từ "
+                f"{_vn_date(curated_from)} — xem câu trả lời của Sở hoặc hỏi cán bộ.")
+    return None
+
+
+def clause_snippet(p: Passage, query_folded: set[str], limit: int = MAX_CLAUSE_CHARS) -> str:
+    """The part of the passage that answers: the whole clause when it fits, else its first line and the
+    lines (points) sharing the most words with the question, in their order, cut at ``limit``."""
+    text = p.text.strip()
+    if p.kind == "row":
+        # A table row means little alone: name the table (its title, else the annex's title).
+        frame = p.lead or p.title
+        if len(frame) > 160:
+            frame = frame[:159].rsplit(" ", 1)[0] + "…"
+        text = f"{frame}: {text}" if frame else text
+    if len(text) <= limit:
+        return text
+    lines = [ln for ln in text.split("\n") if ln.strip()]
+    if len(lines) <= 1:
+        cut = text[: limit - 1]
+        return cut[: cut.rfind(" ")] + "…" if " " in cut else cut + "…"
+
+    def overlap(line: str) -> int:
+        return len(set(re.findall(r"\w+", fold(line))) & query_folded)
+
+    keep = {0}
+    budget = limit - len(lines[0])
+    for i in sorted(range(1, len(lines)), key=lambda j: (-overlap(lines[j]), j)):
+        if len(lines[i]) + 2 <= budget:
+            keep.add(i)
+            budget -= len(lines[i]) + 2
+    out: list[str] = []
+    prev = -1
+    for i in sorted(keep):
+        if prev >= 0 and i != prev + 1:
+            out.append("…")
+        out.append(lines[i])
+        prev = i
+    if prev != len(lines) - 1:
+        out.append("…")
+    snippet = "\n".join(out)
+    if len(snippet) > limit:
+        snippet = snippet[: limit - 1].rsplit(" ", 1)[0] + "…"
+    return snippet
+
+
+class DocSearcher:
+    def __init__(self, index: LoadedDocIndex, embedder: Embedder | None, pipeline: TextPipeline,
+                 params: DocSearchParams | None = None, query_prefix: str = "query: ",
+                 curated_from: dict[str, str] | None = None) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.pipeline = pipeline
+        self.params = params or DocSearchParams()
+        self.query_prefix = query_prefix
+        self.curated_from = curated_from or {}
+        """topic -> the latest date a curated figure of that topic holds from (ISO)."""
+        self._n = len(index.passages)
+        self._sup = np.array([p.superseded for p in index.passages])
+        groups: dict[tuple[str, str], int] = {}
+        self._groups = np.array([groups.setdefault((p.document, p.article or p.id), len(groups))
+                                 for p in index.passages], dtype=np.int64)
+        prm = self.params
+        tagged = {num for num, d in index.documents.items() if d.get("topics")}
+        self._prior = np.array([
+            (1.0 if p.document in tagged else prm.untagged_factor)
+            * (prm.boilerplate_factor if BOILERPLATE_TITLE.match(p.title or "") else 1.0)
+            * (prm.superseded_factor if p.superseded else 1.0)
+            for p in index.passages])
+
+    @classmethod
+    def from_settings(cls, settings: Any, embedder: Embedder | None = None,
+                      pipeline: TextPipeline | None = None, params: DocSearchParams | None = None,
+                      ) -> DocSearcher:
+        """The documents tier for ``settings``: the current documents index, the configured embedder, the
+        text pipeline with the curated index's diacritic restorer (or the shipped one)."""
+        from bot.embedder import settings_embedder
+        from indexer.diacritics import DiacriticRestorer
+        from indexer.index import SHIPPED_RESTORER, current_version
+
+        index = load_doc_index(settings.index_root, model=None)
+        if embedder is None:
+            embedder = settings_embedder(settings)
+        if embedder.name != index.manifest.model:
+            raise RuntimeError(f"chỉ mục văn bản dựng bằng '{index.manifest.model}', cấu hình là "
+                               f"'{embedder.name}': chạy `ldtbxh documents build`")
+        if pipeline is None:
+            restorer_path = SHIPPED_RESTORER
+            cur = current_version(settings.index_root)
+            if cur and (settings.index_root / "versions" / cur / "diacritics.json.gz").exists():
+                restorer_path = settings.index_root / "versions" / cur / "diacritics.json.gz"
+            restorer = DiacriticRestorer.load(restorer_path) if Path(restorer_path).exists() else None
+            pipeline = TextPipeline.from_knowledge(settings.knowledge_dir, restorer=restorer)
+        return cls(index, embedder, pipeline, params, settings.query_prefix,
+                   curated_from=curated_dates(settings.knowledge_dir))
+
+    def warm_up(self) -> None:
+        if self.embedder is not None:
+            self.embedder.warm_up()
+        self.pipeline.warm_up()
+        self.search("trợ cấp thất nghiệp")
+
+    # --- scoring ----------------------------------------------------------------------------------
+    def _lexical(self, bm: Any, tokens: list[str], df: dict[str, int], cov_tokens: list[str]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 of the tokens and the IDF-weighted share of ``cov_tokens`` each passage contains, read
+        straight from the BM25 postings (one pass, no per-token score arrays)."""
+        n = self._n
+        vocab = bm.vocab_dict
+        data, indices, indptr = bm.scores["data"], bm.scores["indices"], bm.scores["indptr"]
+        ids = [vocab[t] for t in dict.fromkeys(tokens) if t in vocab]
+        if ids:
+            pos = np.concatenate([np.arange(indptr[i], indptr[i + 1]) for i in ids])
+            score: np.ndarray = np.bincount(indices[pos], weights=data[pos], minlength=n).astype(np.float64)
+        else:
+            score = np.zeros(n)
+        toks = [t for t in dict.fromkeys(cov_tokens) if t]
+        cov: np.ndarray = np.zeros(n)
+        if toks:
+            weights = np.array([math.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5)) for t in toks])
+            weights /= weights.sum()
+            present = [(vocab[t], w) for t, w in zip(toks, weights, strict=True) if t in vocab]
+            if present:
+                spans = [(indptr[i], indptr[i + 1], w) for i, w in present]
+                pos = np.concatenate([np.arange(a, b) for a, b, _ in spans])
+                wts = np.concatenate([np.full(b - a, w) for a, b, w in spans])
+                cov = np.bincount(indices[pos], weights=wts, minlength=n).astype(np.float64)
+        return score, cov
+
+    def search(self, text: str, k: int = 10) -> DocSearchResult:
+        t0 = time.perf_counter()
+        q = self.pipeline.process(text)
+        t_text = (time.perf_counter() - t0) * 1000
+        qv = None
+        if self.embedder is not None:
+            qv = self.embedder.embed([q.dense_text()], self.query_prefix)[0]
+        t_embed = (time.perf_counter() - t0) * 1000 - t_text
+        t1 = time.perf_counter()
+        hits = self.search_processed(q, qv, k)
+        t_rank = (time.perf_counter() - t1) * 1000
+        return DocSearchResult(q, hits, (time.perf_counter() - t0) * 1000,
+                               {"text": t_text, "embed": t_embed, "rank": t_rank})
+
+    def search_processed(self, q: Processed, qvec: np.ndarray | None, k: int = 10) -> list[PassageHit]:
+        """Rank passages for a question the curated tier already processed and embedded."""
+        p = self.params
+        idx = self.index
+        syl = [t for t in q.folded if "_" not in t]
+        bw, cw = self._lexical(idx.bm25_words, q.words, idx.df_words, q.words)
+        bf, cf = self._lexical(idx.bm25_folded, q.folded, idx.df_folded, syl)
+        rel = 0.5 * (bw / bw.max() if bw.max() > 0 else bw) + 0.5 * (bf / bf.max() if bf.max() > 0 else bf)
+        lexical = 0.5 * rel + 0.5 * np.maximum(cw, cf)
+        if qvec is not None and len(idx.vectors):
+            # einsum, not BLAS: a threaded matrix-vector product stalls on a busy two-core machine.
+            sims = np.einsum("ij,j->i", idx.vectors, np.asarray(qvec, dtype=np.float32).reshape(-1))
+            dense = sims[idx.unit_of]
+            dn = np.clip((dense - p.dense_floor) / (p.dense_ceiling - p.dense_floor), 0, 1)
+            fused = p.dense_weight * dn + (1 - p.dense_weight) * lexical
+        else:
+            dense = np.zeros(self._n)
+            fused = lexical
+        fused = fused * self._prior
+        m = min(p.candidates, self._n)
+        top = np.argpartition(-fused, m - 1)[:m] if m < self._n else np.arange(self._n)
+        top = top[np.argsort(-fused[top])]
+        seen: set[int] = set()
+        qf = set(syl)
+        hits: list[PassageHit] = []
+        for i in top:
+            g = int(self._groups[i])
+            if g in seen:
+                continue
+            seen.add(g)
+            hits.append(self._hit(idx.passages[i], float(fused[i]), float(dense[i]), float(lexical[i]), qf))
+            if len(hits) >= k:
+                break
+        return hits
+
+    def _hit(self, ps: Passage, score: float, dense: float, lexical: float, qf: set[str]) -> PassageHit:
+        doc = self.index.documents.get(ps.document, {})
+        cur = self.curated_from.get(ps.topic or "")
+        older = bool(cur and ps.has_amount and ps.text_date and ps.text_date < cur)
+        warning = warning_for(ps, older, cur)
+        snippet = clause_snippet(ps, qf, MAX_CLAUSE_CHARS - (len(warning) + 1 if warning else 0))
+        return PassageHit(
+            id=ps.id, score=round(score, 4), citation=ps.citation, document=ps.document, doc_type=ps.doc_type,
+            doc_title=str(doc.get("title") or ""), article=ps.article, article_title=ps.title,
+            clause=ps.clause, text=f"{warning}\n{snippet}" if warning else snippet, effective=ps.text_date,
+            status=ps.status, superseded=ps.superseded, superseded_by=ps.superseded_by,
+            superseded_from=ps.superseded_from, older_than_curated=older, warning=warning, topic=ps.topic,
+            source_file=ps.source_file, partial=ps.partial, dense=round(dense, 4), lexical=round(lexical, 4),
+        )
+
+
+def curated_dates(knowledge_dir: Path) -> dict[str, str]:
+    """topic -> the latest ``valid_from`` of the curated entries of that topic that state an amount."""
+    from indexer.knowledge import load_knowledge
+
+    try:
+        kb = load_knowledge(Path(knowledge_dir))
+    except Exception:  # noqa: BLE001 - the documents tier must work even if the curated base is broken
+        return {}
+    out: dict[str, str] = {}
+    for e in kb.entries:
+        if AMOUNT_RE.search(e.answer or ""):
+            d = e.valid_from.isoformat()
+            if d > out.get(e.topic, ""):
+                out[e.topic] = d
+    return out

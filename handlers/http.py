@@ -1,0 +1,32 @@
+"""What the server's routes share: the error body of every API answer and running blocking work."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from bot.protocol import ReplyKind
+
+T = TypeVar("T")
+
+
+def error_response(status: int, message: str) -> JSONResponse:
+    """``{"error": message, "replies": [...]}``: the message also as a reply the web page can show."""
+    return JSONResponse({"error": message, "replies": [{"text": message, "kind": ReplyKind.ERROR.value,
+                                                        "buttons": []}]}, status_code=status)
+
+
+async def run_blocking(app: FastAPI, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run blocking work (model, database) in the app's thread pool (or the default one)."""
+    executor: ThreadPoolExecutor | None = getattr(app.state, "executor", None)
+    if kwargs:
+        fn = functools.partial(fn, **kwargs)
+    if executor is None:
+        return await asyncio.to_thread(fn, *args)
+    return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)

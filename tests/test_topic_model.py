@@ -1,0 +1,40 @@
+"""The topic classifiers trained on the knowledge base."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from indexer.topic_model import Tfidf, TopicModel, lexical_tokens
+
+TEXTS = ["trợ cấp thất nghiệp hằng tháng", "mức hưởng thất nghiệp 60% lương", "thương binh giám định thương tật",
+         "trợ cấp thương binh theo tỷ lệ", "giấy phép lao động người nước ngoài"]
+TOPICS = ["tctn", "tctn", "ncc", "ncc", "gpld"]
+
+
+def test_tfidf_matches_scikit_learn() -> None:
+    ours = Tfidf.fit(TEXTS)
+    ref = TfidfVectorizer(analyzer=lexical_tokens, sublinear_tf=True).fit(TEXTS)
+    a = ours.transform(["tro cap that nghiep cua thuong binh"]).toarray()[0]
+    b = ref.transform(["tro cap that nghiep cua thuong binh"]).toarray()[0]
+    order = [ref.vocabulary_[t] for t in sorted(ours.vocab, key=ours.vocab.__getitem__)]
+    assert np.allclose(a, b[order])
+
+
+def test_classifiers_learn_topics_and_domain_and_survive_a_round_trip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    centers = {"tctn": rng.normal(size=8), "ncc": rng.normal(size=8), "gpld": rng.normal(size=8)}
+    vecs = np.array([centers[t] + rng.normal(scale=0.1, size=8) for t in TOPICS], dtype=np.float32)
+    m = TopicModel.fit(["tctn", "ncc", "gpld", "empty"], list(zip(TOPICS, TEXTS, strict=True)), vecs, TOPICS,
+                       ["thời tiết ngày mai", "nấu canh chua", "đăng ký kết hôn"])
+    lp = m.lexical_logprob(["huong tro cap that nghiep"])[0]
+    assert m.topics[int(np.argmax(lp))] == "tctn" and lp[3] < -20  # a topic without entries is never likely
+    assert m.topics[int(np.argmax(m.dense_logprob(centers["ncc"][None])[0]))] == "ncc"
+    dom = m.domain_logit(["thương binh được trợ cấp", "thời tiết ngày mai có mưa"])
+    assert dom[0] > dom[1]
+    m.save(tmp_path)
+    m2 = TopicModel.load(tmp_path)
+    assert np.allclose(m2.lexical_logprob(["thuong binh"]), m.lexical_logprob(["thuong binh"]))
+    assert np.allclose(m2.domain_logit(["nấu canh"]), m.domain_logit(["nấu canh"]))
