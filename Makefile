@@ -31,7 +31,7 @@ lint: setup
 	$(BIN)/mypy bot indexer handlers
 
 test: lint
-	$(BIN)/python -m pytest -q -ra --durations=15
+	$(BIN)/python -m pytest -q -ra --durations=15 -n 2 --dist loadgroup
 
 bench: setup
 	$(BIN)/python bench/bench_query.py

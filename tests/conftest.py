@@ -196,3 +196,20 @@ def _cheap_password_hashing() -> Iterator[None]:
     security._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     yield
     security._hasher = real
+
+
+# --- two workers (pytest-xdist, ``make test`` runs ``-n 2 --dist loadgroup``) ----------------------------
+_GROUPS = {
+    "test_faults": "faults",  # one throw-away PostgreSQL cluster on port 5433: never two tests at once
+    "test_onnx_embed": "model",  # the run's one ONNX export (the ``exported`` fixture) is built on one worker
+    "test_e2e_model": "model",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that share a run-wide resource run on the same worker, one after the other."""
+    for item in items:
+        group = _GROUPS.get(item.module.__name__.rsplit(".", 1)[-1]) if item.module else None
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))

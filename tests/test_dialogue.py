@@ -12,7 +12,9 @@ from bot.storage.models import Feedback, Unanswered
 
 
 @pytest.fixture
-def dialogue(dialogue: Dialogue) -> Dialogue:
+def dialogue(dialogue: Dialogue, db_url: str) -> Dialogue:
+    """conftest's dialogue with a low flood limit; ``db_url`` is named so that pytest 8 parametrizes every test
+    of the overriding fixture on SQLite and PostgreSQL."""
     dialogue.flood_per_minute = 8
     return dialogue
 

@@ -49,7 +49,10 @@ def test_ask_choose_and_feedback_in_the_browser(server: str, store: Storage) -> 
         )
         try:
             page = browser.new_page(viewport={"width": 360, "height": 640})  # a small phone
-            page.goto(server)
+            # the page polls for officers' messages once it has restored the history; wait for that first
+            # poll, or it could pick up (and acknowledge) the message queued below before the reload does
+            with page.expect_response(lambda r: r.url.endswith("/messages")):
+                page.goto(server)
             expect(page).to_have_title(f"Trợ lý ảo – {DEPT}")
             expect(page.locator("header")).to_contain_text(DEPT)
             log = page.get_by_role("log")
