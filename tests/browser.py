@@ -5,6 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import expect
+
+# The tests run on two workers, so a page may wait for a busy CPU: assertions retry for 15 s, not Playwright's
+# default 5 s (a passing assertion returns as soon as it holds; only a failing one takes the whole wait).
+expect.set_options(timeout=15_000)
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
