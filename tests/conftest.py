@@ -213,3 +213,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         group = _GROUPS.get(item.module.__name__.rsplit(".", 1)[-1]) if item.module else None
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The figures tests record (``record_property("figures", line)``, e.g. the fault suite's), printed once at
+    the end of the run: on two workers a test's own output is not shown."""
+    lines = [str(value) for key in ("passed", "failed") for rep in terminalreporter.stats.get(key, [])
+             if rep.when == "call" for name, value in rep.user_properties if name == "figures"]
+    if lines:
+        terminalreporter.section("figures")
+        for line in lines:
+            terminalreporter.write_line(line)

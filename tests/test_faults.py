@@ -26,7 +26,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,10 +65,10 @@ REPORT = os.environ.get("FAULTS_REPORT")
 _ids = itertools.count(int(time.time()) % 100000 * 1000)
 
 
-def report(capsys: pytest.CaptureFixture[str], name: str, **figures: Any) -> None:
+def report(record_property: Callable[[str, object], None], name: str, **figures: Any) -> None:
+    """The case's figures: printed in the run's "figures" section (tests/conftest.py; on every worker)."""
     line = f"FAULTS: {name}: " + ", ".join(f"{k}={v}" for k, v in figures.items())
-    with capsys.disabled():
-        print("\n" + line)
+    record_property("figures", line)
     if REPORT:
         with open(REPORT, "a", encoding="utf-8") as f:
             f.write(json.dumps({"case": name, **figures}, ensure_ascii=False) + "\n")
@@ -210,7 +210,7 @@ def replies_per_question(env: Env, srv: ServerProcess) -> int:
 # --- the cases -----------------------------------------------------------------------------------------
 
 
-def test_kill_9_mid_burst_loses_nothing(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+def test_kill_9_mid_burst_loses_nothing(env: Env, record_property: Callable[[str, object], None]) -> None:
     srv = env.server().start()
     k = replies_per_question(env, srv)
     tg, zl = questions(BURST, "kill")
@@ -240,7 +240,7 @@ def test_kill_9_mid_burst_loses_nothing(env: Env, capsys: pytest.CaptureFixture[
     platform.close()
     t = tally(env.fakes, chats, k)
     kills = 2
-    report(capsys, "kill-9 mid-burst", burst_per_channel=BURST, kills=kills, acknowledged_at_first_kill=acked_at_kill,
+    report(record_property, "kill-9 mid-burst", burst_per_channel=BURST, kills=kills, acknowledged_at_first_kill=acked_at_kill,
            answered_at_first_kill=answered_at_kill, answered_at_second_kill=answered_at_second_kill,
            telegram_lost=t["telegram"]["lost"], telegram_duplicates=t["telegram"]["duplicates"],
            zalo_lost=t["zalo"]["lost"], zalo_duplicates=t["zalo"]["duplicates"])
@@ -248,7 +248,7 @@ def test_kill_9_mid_burst_loses_nothing(env: Env, capsys: pytest.CaptureFixture[
     assert t["telegram"]["duplicates"] <= kills and t["zalo"]["duplicates"] <= kills
 
 
-def test_duplicates_and_replays_are_answered_once(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+def test_duplicates_and_replays_are_answered_once(env: Env, record_property: Callable[[str, object], None]) -> None:
     srv = env.server().start()
     k = replies_per_question(env, srv)
     tg, zl = questions(20, "dup")
@@ -274,7 +274,7 @@ def test_duplicates_and_replays_are_answered_once(env: Env, capsys: pytest.Captu
     time.sleep(2.0)
     platform.close()
     t = tally(env.fakes, chats, k)
-    report(capsys, "duplicates and replays", events_per_channel=20, each_sent=2, replayed_after_restart=10,
+    report(record_property, "duplicates and replays", events_per_channel=20, each_sent=2, replayed_after_restart=10,
            replay_statuses=sorted(set(statuses)), telegram_duplicates=t["telegram"]["duplicates"],
            zalo_duplicates=t["zalo"]["duplicates"], lost=t["telegram"]["lost"] + t["zalo"]["lost"])
     assert statuses[:5] == [200] * 5 and statuses[5:] == [409] * 5
@@ -282,7 +282,7 @@ def test_duplicates_and_replays_are_answered_once(env: Env, capsys: pytest.Captu
     assert t["telegram"]["lost"] == 0 and t["zalo"]["lost"] == 0
 
 
-def test_api_down_then_back_delivers_every_reply_once_in_order(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+def test_api_down_then_back_delivers_every_reply_once_in_order(env: Env, record_property: Callable[[str, object], None]) -> None:
     srv = env.server().start()
     k = replies_per_question(env, srv)
     platform = Platform([srv.url])
@@ -332,7 +332,7 @@ def test_api_down_then_back_delivers_every_reply_once_in_order(env: Env, capsys:
         firsts = list(dict.fromkeys(got))  # a question's replies in a row
         if firsts != texts:
             out_of_order += 1
-    report(capsys, "API down then back", outage_seconds=API_OUTAGE, modes="500,429,timeout",
+    report(record_property, "API down then back", outage_seconds=API_OUTAGE, modes="500,429,timeout",
            backoff_base=BACKOFF_BASE, backoff_cap=BACKOFF_CAP, refused_sends=env.fakes.refused,
            replies_expected=2 * (n_chats + 1) * per_chat * k, lost=t["telegram"]["lost"] + t["zalo"]["lost"],
            duplicates=t["telegram"]["duplicates"] + t["zalo"]["duplicates"], chats_out_of_order=out_of_order,
@@ -343,7 +343,7 @@ def test_api_down_then_back_delivers_every_reply_once_in_order(env: Env, capsys:
     assert out_of_order == 0
 
 
-def test_two_processes_on_one_database_never_answer_twice(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+def test_two_processes_on_one_database_never_answer_twice(env: Env, record_property: Callable[[str, object], None]) -> None:
     a, b = env.server().start(), env.server().start()
     k = replies_per_question(env, a)
     n = max(20, BURST // 2)
@@ -359,14 +359,14 @@ def test_two_processes_on_one_database_never_answer_twice(env: Env, capsys: pyte
     pa.close()
     pb.close()
     t = tally(env.fakes, chats, k)
-    report(capsys, "two processes, one database", events_per_channel=n, each_delivered_to_both=True,
+    report(record_property, "two processes, one database", events_per_channel=n, each_delivered_to_both=True,
            telegram_duplicates=t["telegram"]["duplicates"], zalo_duplicates=t["zalo"]["duplicates"],
            lost=t["telegram"]["lost"] + t["zalo"]["lost"])
     assert t["telegram"]["duplicates"] == 0 and t["zalo"]["duplicates"] == 0
     assert t["telegram"]["lost"] == 0 and t["zalo"]["lost"] == 0
 
 
-def test_database_down_loses_no_question(env: Env, cluster: FaultCluster, capsys: pytest.CaptureFixture[str]) -> None:
+def test_database_down_loses_no_question(env: Env, cluster: FaultCluster, record_property: Callable[[str, object], None]) -> None:
     srv = env.server().start()
     k = replies_per_question(env, srv)
     platform = Platform([srv.url], retry_every=0.5)
@@ -434,7 +434,7 @@ def test_database_down_loses_no_question(env: Env, cluster: FaultCluster, capsys
     t = tally(env.fakes, chats, k)
     web_lost = len(tg_asked) - len(web_answers)
     logged = env.count(RequestLog)
-    report(capsys, "database down", outage_seconds=round(up_at - down_at, 1), telegram_questions=len(tg_asked),
+    report(record_property, "database down", outage_seconds=round(up_at - down_at, 1), telegram_questions=len(tg_asked),
            telegram_non_2xx=platform.non_2xx, telegram_lost=t["telegram"]["lost"],
            telegram_duplicates=t["telegram"]["duplicates"], zalo_questions=len(zl_asked),
            zalo_lost=t["zalo"]["lost"], zalo_duplicates=t["zalo"]["duplicates"], web_questions=len(tg_asked),
