@@ -31,7 +31,16 @@ from bot.policy import (
     document_gate,
     topic_rank,
 )
-from bot.protocol import DETAILS, FEEDBACK_NO, FEEDBACK_YES, FOLLOWUP_START, PICK, REPHRASE, ReplyKind
+from bot.protocol import (
+    DETAILS,
+    FEEDBACK_NO,
+    FEEDBACK_YES,
+    FOLLOWUP_START,
+    FULL_TEXT,
+    PICK,
+    REPHRASE,
+    ReplyKind,
+)
 from bot.retrieval import Retriever, SearchResult
 from bot.smalltalk import SmallTalk
 from indexer.embed import Embedder
@@ -51,6 +60,8 @@ class Outcome:
     decision: Decision | None
     calculation: dict[str, Any] | None = None
     """A calculator waiting for a missing number: the state to pass to ``continue_calculation``."""
+    passage: str | None = None
+    """A document reply: the id of the quoted passage ("Xem toàn văn" shows its whole Article)."""
 
     @property
     def shown(self) -> list[tuple[str, str]]:
@@ -178,10 +189,26 @@ class Assistant:
             "nhận trường hợp cụ thể của bạn. Câu hỏi đã được ghi lại để cán bộ xem xét, bạn có thể bấm "
             "\"Gặp cán bộ\" để được gọi lại."
         )
-        buttons = [Button("👍 Hữu ích", FEEDBACK_YES), Button("👎 Chưa hữu ích", FEEDBACK_NO),
-                   Button("Gặp cán bộ", FOLLOWUP_START)]
+        buttons = [Button("Xem toàn văn", FULL_TEXT), Button("👍 Hữu ích", FEEDBACK_YES),
+                   Button("👎 Chưa hữu ích", FEEDBACK_NO), Button("Gặp cán bộ", FOLLOWUP_START)]
         return Reply(text=text, kind=ReplyKind.DOCUMENT, buttons=buttons, topic=hit.topic,
                      score=round(hit.score, 4), citations=[hit.citation])
+
+    def full_text_reply(self, passage_id: str | None) -> Reply:
+        """"Xem toàn văn": the whole Article of a quoted clause (long ones cut, with a note), its citation and
+        date, the law's wording as it stands (never through the placeholder renderer)."""
+        art = self.documents.article_text(passage_id) if self.documents is not None and passage_id else None
+        if art is None:
+            return Reply("Đoạn văn bản này không còn trong dữ liệu hiện tại của trợ lý. Bạn vui lòng hỏi lại, "
+                         "hoặc bấm \"Gặp cán bộ\" để được gọi lại.", kind=ReplyKind.ERROR,
+                         buttons=[Button("Gặp cán bộ", FOLLOWUP_START)])
+        head = f"{art.citation}" + (f". {art.title}" if art.title else "")
+        since = f" (nội dung áp dụng từ {_fmt_date(art.effective)})" if art.effective else ""
+        tail = ("\n\n(Điều này còn tiếp; phần còn lại cán bộ của Sở có thể cung cấp khi bạn cần.)"
+                if art.cut else "")
+        text = f"{head}{since}:\n\n{art.text}{tail}"
+        return Reply(text=text, kind=ReplyKind.INFO, buttons=[Button("Gặp cán bộ", FOLLOWUP_START)],
+                     citations=[art.citation])
 
     def document_hit(self, result: SearchResult, decision: Decision) -> PassageHit | None:
         """The clause to quote for a question the curated tier declines, or None (see
@@ -307,12 +334,14 @@ class Assistant:
         if calculation is not None:
             return calculation
         decision = decide(result, self.policy)
+        passage: str | None = None
         if decision.kind == "answer" and decision.best is not None:
             reply = self.answer_reply(decision.best.entry_id, round(decision.options[0].probability, 4))
         elif decision.kind == "choices":
             reply = self.choices_reply(decision)
         elif (hit := self.document_hit(result, decision)) is not None:
             reply = self.document_reply(hit)
+            passage = hit.id
         else:
             agency = (result.oos_group or {}).get("agency") if decision.out_of_scope else None
             reply = self.fallback_reply(agency)
@@ -320,7 +349,7 @@ class Assistant:
             top = decision.options[0]
             reply.topic, reply.entry_id, reply.score = top.topic, top.entry.entry_id, round(top.probability, 4)
         reply.candidates = self._candidates(result, self.policy.topic_probabilities(result.topic_features))
-        return Outcome(reply, result, decision)
+        return Outcome(reply, result, decision, passage=passage)
 
 
 def load_documents(settings: Settings, embedder: Embedder, pipeline: TextPipeline) -> DocSearcher | None:

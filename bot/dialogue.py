@@ -29,6 +29,7 @@ from bot.protocol import (
     FEEDBACK_NO,
     FEEDBACK_YES,
     FOLLOWUP_START,
+    FULL_TEXT,
     HELP,
     MEDIA,
     PICK,
@@ -165,6 +166,8 @@ class Dialogue:
             return self._reply(msg, reply, t0, state)
         if payload in (FEEDBACK_YES, FEEDBACK_NO):
             return self._feedback(msg, state, payload == FEEDBACK_YES, t0)
+        if payload == FULL_TEXT:
+            return self._reply(msg, assistant.full_text_reply((state or {}).get("last_passage")), t0, state)
 
         notice: Reply | None = None
         left = self._leaves_form(state, text, payload)
@@ -207,6 +210,7 @@ class Dialogue:
                                      "last_entry": reply.entry_id if reply.kind == ReplyKind.ANSWER else None}
         if reply.kind == ReplyKind.DOCUMENT:
             new_state["last_queued"] = True  # already in the officers' queue: 👎 does not add it twice
+            new_state["last_passage"] = outcome.passage  # what "Xem toàn văn" shows
         if outcome.calculation:
             new_state["calculation"] = outcome.calculation
         if reply.kind == ReplyKind.CHOICES:

@@ -32,10 +32,13 @@ import numpy as np
 from indexer.diacritics import fold
 from indexer.documents.corpus import AMOUNT_RE, Passage
 from indexer.documents.index import LoadedDocIndex, load_doc_index
+from indexer.documents.numbers import citation
 from indexer.embed import Embedder
 from indexer.text import Processed, TextPipeline
 
 MAX_CLAUSE_CHARS = 600
+MAX_ARTICLE_CHARS = 3500
+""""Xem toàn văn": the Article is shown up to this length (channels split it into messages), then cut."""
 
 
 BOILERPLATE_TITLE = re.compile(
@@ -87,6 +90,20 @@ class PassageHit:
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass
+class ArticleText:
+    """The whole Article (or annex) a passage belongs to, as "Xem toàn văn" shows it."""
+
+    citation: str
+    """The Article's citation ("Điều 3 Quyết định 123/QĐ-SLĐTBXH")."""
+    title: str
+    text: str
+    """Its passages in order; a warning line before the passages it concerns; cut at the length limit."""
+    effective: str | None
+    cut: bool
+    """True when the Article was longer than the limit and its end left out."""
 
 
 @dataclass
@@ -179,6 +196,7 @@ class DocSearcher:
         groups: dict[tuple[str, str], int] = {}
         self._groups = np.array([groups.setdefault((p.document, p.article or p.id), len(groups))
                                  for p in index.passages], dtype=np.int64)
+        self._position = {p.id: i for i, p in enumerate(index.passages)}
         prm = self.params
         tagged = {num for num, d in index.documents.items() if d.get("topics")}
         self._prior = np.array([
@@ -294,6 +312,36 @@ class DocSearcher:
             if len(hits) >= k:
                 break
         return hits
+
+    def article_text(self, passage_id: str, limit: int = MAX_ARTICLE_CHARS) -> ArticleText | None:
+        """The Article ``passage_id`` belongs to, whole (up to ``limit`` characters), with the warnings of its
+        passages; None when this index has no such passage (a newer index replaced it)."""
+        pos = self._position.get(passage_id)
+        if pos is None:
+            return None
+        first = self.index.passages[pos]
+        lines: list[str] = []
+        size, cut, last_warning, last_lead = 0, False, None, None
+        for i in np.flatnonzero(self._groups == self._groups[pos]):
+            p = self.index.passages[int(i)]
+            cur = self.curated_from.get(p.topic or "")
+            warning = warning_for(p, bool(cur and p.has_amount and p.text_date and p.text_date < cur), cur)
+            block = []
+            if warning and warning != last_warning:
+                block.append(warning)
+            if p.kind == "row" and p.lead and p.lead != last_lead:
+                block.append(p.lead)  # a table's header, once
+            block.append(p.text.strip())
+            piece = "\n".join(block)
+            if lines and size + len(piece) + 1 > limit:
+                cut = True
+                break
+            lines.append(piece if len(piece) <= limit else piece[: limit - 1].rsplit(" ", 1)[0] + "…")
+            size += len(lines[-1]) + 1
+            last_warning, last_lead = warning or last_warning, p.lead
+        head = citation(first.doc_type, first.document, first.article, None, None, None)
+        return ArticleText(citation=head, title=first.title, text="\n".join(lines), effective=first.text_date,
+                           cut=cut)
 
     def _hit(self, ps: Passage, score: float, dense: float, lexical: float, qf: set[str]) -> PassageHit:
         doc = self.index.documents.get(ps.document, {})

@@ -8,6 +8,7 @@ what may come back that way.
     rephrase               "none of the above": invites the citizen to ask again in other words
     pick:<entry id>        one of the offered choices
     detail:<entry id>      the full procedure ("xem chi tiết")
+    fulltext               the whole Article of the clause last quoted from a legal text ("Xem toàn văn")
     fb:1 / fb:0            helpful / not helpful
     dossier:start|cancel   dossier status lookup (bot.lookup)
     followup:start|...     ask for an officer to call back (bot.followup)
@@ -56,9 +57,10 @@ FOLLOWUP_START = FOLLOWUP + "start"
 FOLLOWUP_CONFIRM = FOLLOWUP + "confirm"
 FOLLOWUP_CANCEL = FOLLOWUP + "cancel"
 CALC = "calc:"
+FULL_TEXT = "fulltext"
 
-PAYLOAD_NAMESPACES = (HELP, REPHRASE, PICK, DETAILS, FEEDBACK, DOSSIER, FOLLOWUP, CALC)
-"""The payloads a button may carry: ``help`` and ``rephrase`` exactly, the others as prefixes."""
+PAYLOAD_NAMESPACES = (HELP, REPHRASE, FULL_TEXT, PICK, DETAILS, FEEDBACK, DOSSIER, FOLLOWUP, CALC)
+"""The payloads a button may carry: ``help``, ``rephrase`` and ``fulltext`` exactly, the others as prefixes."""
 
 APOLOGY = ("Xin lỗi, hệ thống đang gặp sự cố nên chưa trả lời được tin nhắn của bạn. Bạn vui lòng thử lại "
            "sau ít phút, hoặc gọi đường dây nóng của Sở.")

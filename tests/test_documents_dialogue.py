@@ -90,7 +90,9 @@ def test_a_declined_question_gets_the_clause_with_citation_and_date(with_docs: S
     assert "«2. Cán bộ một cửa kiểm tra thành phần hồ sơ và viết giấy biên nhận cho người nộp.»" in r.text
     assert "(Trích khoản 2 Điều 3 Quyết định 123/QĐ-SLĐTBXH; nội dung áp dụng từ 15/03/2025.)" in r.text
     assert "nguyên văn quy định của pháp luật" in r.text and "Sở sẽ xác nhận trường hợp cụ thể" in r.text
-    assert [b.payload for b in r.buttons] == ["fb:1", "fb:0", "followup:start"]
+    assert [(b.label, b.payload) for b in r.buttons] == [
+        ("Xem toàn văn", "fulltext"), ("👍 Hữu ích", "fb:1"), ("👎 Chưa hữu ích", "fb:0"), ("Gặp cán bộ", "followup:start")]
+    assert out.passage is not None and out.passage.startswith("123-")
     assert r.topic == TOPIC and r.entry_id is None and r.score is not None and r.score >= 0.3
     assert out.shown == [(TOPIC, "")]
     assert out.search is not None and "documents" in out.search.timings
@@ -202,6 +204,47 @@ def test_the_dialogue_logs_a_document_reply_for_officers(store: Storage, migrate
     # A plain decline stays a plain decline in the queue.
     d.handle(Incoming("web", "c2", text=VISA))
     assert sorted(i.source for i in store.requests.queue()) == ["document", "fallback"]
+
+
+def test_xem_toan_van_shows_the_whole_article_then_the_annex_with_its_warning(
+        store: Storage, migrated_url: str, tmp_path: Path, mini_kb: Path) -> None:
+    settings = make_settings(tmp_path, mini_kb, database_url=migrated_url, documents_in_dialogue=True)
+    add_documents(settings)
+    d = make_dialogue(store, settings)
+    a = d.holder.current
+    a.doc_min_scope, a.doc_min_score, a.doc_top_topics = 0.2, 0.3, 1000
+    # Before any clause was quoted, "Xem toàn văn" says so (and offers an officer) rather than guessing.
+    [nothing] = d.handle(Incoming("web", "c1", payload="fulltext"))
+    assert nothing.kind == "error" and "không còn trong dữ liệu" in nothing.text
+    [clause] = d.handle(Incoming("web", "c1", text=DECLINED))
+    assert clause.kind == "document" and "Xem toàn văn" in [b.label for b in clause.buttons]
+    [whole] = d.handle(Incoming("web", "c1", payload="fulltext"))
+    assert whole.text.startswith("Điều 3 Quyết định 123/QĐ-SLĐTBXH. Thành phần hồ sơ "
+                                 "(nội dung áp dụng từ 15/03/2025):"), whole.text
+    for part in ("1. Hồ sơ gồm các giấy tờ sau đây:", "a) Tờ khai của đối tượng theo mẫu;",
+                 "c) Bản sao giấy khai sinh đối với trẻ em.", "2. Cán bộ một cửa kiểm tra thành phần hồ sơ"):
+        assert part in whole.text, part
+    assert whole.text.index("a) Tờ khai") < whole.text.index("2. Cán bộ một cửa"), "in the Article's order"
+    assert "Điều 4" not in whole.text and "còn tiếp" not in whole.text
+    assert whole.citations == ["Điều 3 Quyết định 123/QĐ-SLĐTBXH"]
+    assert [b.payload for b in whole.buttons] == ["followup:start"]
+    # The feedback that follows still concerns the clause (the state was kept).
+    [thanks] = d.handle(Incoming("web", "c1", payload="fb:1"))
+    assert "Cảm ơn" in thanks.text
+
+    # A superseded annex: every row in order, the warning once before them; a long one is cut.
+    searcher = a.documents
+    assert searcher is not None
+    row = next(p for p in searcher.index.passages if p.kind == "row")
+    art = searcher.article_text(row.id)
+    assert art is not None and art.citation.startswith("Phụ lục I") and not art.cut
+    lines = art.text.split("\n")
+    assert lines[0].startswith("Lưu ý: quy định này đã được thay thế bởi 456/QĐ-SLĐTBXH từ 01/01/2026")
+    assert [ln.split(";")[0] for ln in lines[1:]] == ["Dưới 10 km", "Từ 10 km đến dưới 30 km", "Từ 30 km trở lên"]
+    assert sum(ln.startswith("Lưu ý") for ln in lines) == 1, "one warning for the rows it concerns"
+    short = searcher.article_text(row.id, limit=len(lines[0]) + 80)
+    assert short is not None and short.cut and len(short.text) <= len(lines[0]) + 80
+    assert searcher.article_text("khong-co/dieu-9") is None
 
 
 def test_decide_is_unchanged_by_the_documents_tier(with_docs: Settings) -> None:

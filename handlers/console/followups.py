@@ -16,6 +16,7 @@ from bot.protocol import (
     FOLLOWUP_CANCEL,
     FOLLOWUP_CONFIRM,
     FOLLOWUP_START,
+    FULL_TEXT,
     HELP,
     MEDIA,
     PICK,
@@ -32,7 +33,7 @@ BUTTON_LABELS = {
     FEEDBACK_YES: "Bấm “👍 Hữu ích”", FEEDBACK_NO: "Bấm “👎 Chưa hữu ích”", FOLLOWUP_START: "Bấm “Gặp cán bộ”",
     FOLLOWUP_CONFIRM: "Bấm “Xác nhận” (gửi yêu cầu)", FOLLOWUP_CANCEL: "Bấm “Hủy”",
     DOSSIER_START: "Bấm “Tra cứu hồ sơ”", DOSSIER_CANCEL: "Bấm “Dừng tra cứu”", HELP: "Bấm “Trợ giúp”",
-    REPHRASE: "Bấm “Không phải các ý trên”",
+    REPHRASE: "Bấm “Không phải các ý trên”", FULL_TEXT: "Bấm “Xem toàn văn”",
 }
 DELIVERY_LABELS = {"pending": "chờ gửi", "sent": "đã gửi", "failed": "gửi lỗi"}
 WEB_PENDING = ("chờ công dân mở lại trang chat: trang web không nhận tin đẩy, tin sẽ hiện khi công dân mở lại "
