@@ -210,6 +210,17 @@ class Assistant:
         return Reply(text=text, kind=ReplyKind.INFO, buttons=[Button("Gặp cán bộ", FOLLOWUP_START)],
                      citations=[art.citation])
 
+    def quoted_clause(self, text: str) -> PassageHit | None:
+        """The clause :meth:`ask` quotes for ``text`` now, or None when it answers otherwise (or has no
+        documents tier); the console shows it to officers, who can turn it into a curated answer."""
+        if self.documents is None or self.policy is None or not (text or "").strip():
+            return None
+        result = self.retriever.search(text)
+        decision = decide(result, self.policy)
+        if decision.kind in ("answer", "choices"):
+            return None
+        return self.document_hit(result, decision)
+
     def document_hit(self, result: SearchResult, decision: Decision) -> PassageHit | None:
         """The clause to quote for a question the curated tier declines, or None (see
         :func:`bot.policy.document_allowed`)."""

@@ -255,3 +255,72 @@ def test_decide_is_unchanged_by_the_documents_tier(with_docs: Settings) -> None:
     d = decide(res, a.policy)
     assert d.kind == "fallback"
     assert a.document_hit(res, d) is not None
+
+
+def test_a_question_answered_from_a_clause_becomes_a_curated_draft_in_one_reply(
+        store: Storage, migrated_url: str, tmp_path: Path, mini_kb: Path) -> None:
+    """The officers' queue shows the clause the assistant quoted; the reply box holds that clause with its
+    citation and date, the topic is the clause's; sending it as it stands answers the citizen and makes a
+    draft whose approval form has the legal basis and the date filled in."""
+    import html
+    import re
+
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from sqlalchemy import select
+
+    from bot.storage.models import KbDraft, Outbox
+    from handlers.console.router import console_router
+    from handlers.console.security import hash_password
+    from tests.test_console import ADMIN_PW, CSRF_RE, OFFICER_PW, login
+
+    settings = make_settings(tmp_path, mini_kb, database_url=migrated_url, documents_in_dialogue=True,
+                             console={"secure_cookies": False})
+    add_documents(settings)
+    d = make_dialogue(store, settings)
+    a = d.holder.current
+    a.doc_min_scope, a.doc_min_score, a.doc_top_topics = 0.2, 0.3, 1000
+    [quoted] = d.handle(Incoming("telegram", "t1", text=DECLINED))
+    assert quoted.kind == "document"
+    d.handle(Incoming("web", "w1", text=VISA))  # a plain decline: no clause, nothing pre-filled
+    [old] = d.handle(Incoming("web", "w2", text=SUPERSEDED))  # a superseded row: shown, never pre-filled
+    assert old.kind == "document" and "đã được thay thế" in old.text
+
+    app = FastAPI()
+    app.include_router(console_router(settings, d.holder, store), prefix="/console")
+    store.users.add("canbo", hash_password(OFFICER_PW), "officer")
+    store.users.add("admin", hash_password(ADMIN_PW), "admin")
+    officer = TestClient(app)
+    assert login(officer, "canbo", OFFICER_PW).status_code == 303
+    superseded = officer.get("/console/unanswered", params={"source": "document", "q": "đi lại"}).text
+    assert "Trợ lý đã trích dẫn văn bản" in superseded and "không còn là quy định hiện hành" in superseded
+    assert re.search(r'name="reply"[^>]*></textarea>', superseded), "an old amount is never offered as an answer"
+    page = officer.get("/console/unanswered", params={"source": "document", "q": "biên nhận"}).text
+    assert "Trợ lý đã trích dẫn văn bản" in page and "khoản 2 Điều 3 Quyết định 123/QĐ-SLĐTBXH" in page
+    box = re.search(r'<textarea id="reply-[^"]+" name="reply"[^>]*>([^<]*)</textarea>', page, re.S)
+    assert box is not None
+    prefilled = html.unescape(box.group(1))
+    assert prefilled == ("Theo quy định: 2. Cán bộ một cửa kiểm tra thành phần hồ sơ và viết giấy biên nhận cho "
+                         "người nộp.\n\nCăn cứ: khoản 2 Điều 3 Quyết định 123/QĐ-SLĐTBXH (áp dụng từ 15/03/2025).")
+    assert re.search(rf'<option value="{TOPIC}" selected>', page), "the clause's topic is chosen"
+    plain = officer.get("/console/unanswered", params={"source": "fallback"}).text
+    assert "Trợ lý đã trích dẫn" not in plain and re.search(r'name="reply"[^>]*></textarea>', plain)
+
+    ids = re.search(r'<input type="hidden" name="ids" value="([0-9,]+)">', page).group(1)  # type: ignore[union-attr]
+    token = CSRF_RE.search(page).group(1)  # type: ignore[union-attr]
+    r = officer.post("/console/unanswered/reply", data={
+        "csrf_token": token, "ids": ids, "reply": prefilled, "topic": TOPIC, "action": "reply_draft",
+        "confirmed": "1"})
+    assert r.status_code == 200 and "Đã tạo bản nháp hỏi–đáp số" in r.text, r.text
+    with store.db.transaction() as s:
+        [draft] = s.scalars(select(KbDraft)).all()
+        [sent] = s.scalars(select(Outbox)).all()
+        draft_id, draft_topic, draft_question = draft.id, draft.topic, draft.question
+    assert (sent.channel, sent.chat_id) == ("telegram", "t1") and "khoản 2 Điều 3" in sent.text
+    assert draft_topic == TOPIC and draft_question == DECLINED
+
+    admin = TestClient(app)
+    assert login(admin, "admin", ADMIN_PW).status_code == 303
+    form = admin.get(f"/console/knowledge/drafts/{draft_id}").text
+    assert re.search(r'name="legal_basis"[^>]*>khoản 2 Điều 3 Quyết định 123/QĐ-SLĐTBXH</textarea>', form), form
+    assert 'name="valid_from" type="date" value="2025-03-15"' in form

@@ -179,3 +179,25 @@ def candidates_for(holder: AssistantHolder, text: str, k: int = 3) -> list[dict[
         while len(_CANDIDATES) > 5000:
             _CANDIDATES.popitem(last=False)
     return out
+
+
+def document_suggestion(holder: AssistantHolder, text: str) -> dict[str, Any] | None:
+    """For a question answered from the legal texts: the clause the assistant quotes for it now, and an answer
+    an officer can send and turn into a curated entry as it stands: the clause, then its citation and the
+    date it holds from. No suggested answer for a clause that is no longer current (its amounts are not)."""
+    try:
+        hit = holder.current.quoted_clause(text)
+    except Exception:  # no index loaded yet, or the model failed: the queue is still usable without it
+        log.warning("could not find the clause quoted for an unanswered question", exc_info=True)
+        return None
+    if hit is None:
+        return None
+    since = ""
+    if hit.effective:
+        y, m, d = hit.effective.split("-")[:3]
+        since = f" (áp dụng từ {d}/{m}/{y})"
+    answer = None
+    if not hit.superseded and not hit.older_than_curated:
+        answer = f"Theo quy định: {hit.text}\n\nCăn cứ: {hit.citation}{since}."
+    return {"citation": hit.citation, "text": hit.text, "since": since.strip(" ()"), "topic": hit.topic,
+            "answer": answer}

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import JSONResponse
 
 from bot.storage.requests import UnansweredItem
 from handlers.console.core import CHANNEL_LABELS, Console, ConsoleRoute, apply_headers
-from handlers.console.grouping import build_groups, candidates_for
+from handlers.console.grouping import build_groups, candidates_for, document_suggestion
 from handlers.console.replies import MAX_REPLY_CHARS, citizen_message
 from handlers.console.security import Principal
 from indexer.placeholders import (
@@ -87,8 +87,13 @@ def make_router(c: Console) -> APIRouter:
         shown = groups[:MAX_GROUPS_SHOWN]
         assistant = c.holder.current if c.holder.version else None
         answers: dict[str, dict[str, str]] = {}
+        clauses: dict[str, dict[str, Any]] = {}
         for g in shown:
             g.candidates = candidates_for(c.holder, g.representative.text)
+            if "document" in g.sources and g.items[0].status == "new":
+                clause = document_suggestion(c.holder, g.representative.text)
+                if clause is not None:
+                    clauses[g.key] = clause
             for i in g.items:
                 if i.answered_entry and i.answered_entry not in answers and assistant is not None:
                     e = assistant.entry(i.answered_entry) or {}
@@ -102,7 +107,7 @@ def make_router(c: Console) -> APIRouter:
             "status": status, "channel": channel, "source": source, "tu": tu, "den": den, "q": q,
             "source_labels": SOURCE_LABELS, "channels": CHANNEL_LABELS, "topics": topics,
             "max_reply": MAX_REPLY_CHARS, "topic_floor": TOPIC_PREFILL_MIN, "answers": answers, "undo": undo,
-            "cua_toi": cua_toi, "users": active_users(c), "me": user.username,
+            "cua_toi": cua_toi, "users": active_users(c), "me": user.username, "clauses": clauses,
         })
 
     @r.get("/unread", name="console_unread")
