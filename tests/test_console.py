@@ -208,7 +208,8 @@ def test_officer_cannot_do_administrator_actions(env: Env) -> None:
 ADMIN_ONLY = {"console_users", "console_users_add", "console_users_update", "console_audit",
               "console_knowledge_rebuild", "console_knowledge_switch", "console_knowledge_rollback", "console_knowledge_confirm",
               "console_draft_approve", "console_draft_reject",
-              "console_documents_upload", "console_documents_retire_confirm", "console_documents_retire"}
+              "console_documents_upload", "console_documents_retire_confirm", "console_documents_retire",
+              "console_documents_rebuild"}
 PUBLIC = {"console_login", "console_login_post"}
 
 

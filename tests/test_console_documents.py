@@ -232,3 +232,53 @@ def test_upload_without_the_csrf_token_is_refused(site: tuple[FastAPI, Path, Sto
     r = client.post("/console/documents/upload", files=[("files", ("huong-dan.md", MARKDOWN.encode(), "text/markdown"))])
     assert r.status_code == 403 and "CSRF" in r.text
     assert not (docs / "texts" / "huong-dan.md").exists()
+
+
+def test_an_admin_uploads_then_rebuilds_the_documents_index_from_the_page(
+        store: Storage, migrated_url: str, tmp_path: Path, mini_kb: Path) -> None:
+    """Upload a decision, press "Dựng lại chỉ mục văn bản": the index is built in the background, published,
+    audited, and the page says so; a broken catalogue fails with its errors and the old index stays."""
+    import time
+
+    from indexer.documents.index import current_doc_version, docs_root
+
+    settings = make_settings(tmp_path, mini_kb, database_url=migrated_url, console={"secure_cookies": False})
+    holder = AssistantHolder(settings, embedder=HashingEmbedder(256))
+    app = FastAPI()
+    app.include_router(console_router(settings, holder, store), prefix="/console")
+    store.users.add("admin", hash_password(ADMIN_PW), "admin")
+    store.users.add("canbo", hash_password(OFFICER_PW), "officer")
+    officer, officer_token = client_as(app, "canbo")
+    assert "Dựng lại chỉ mục văn bản</button>" not in officer.get("/console/documents").text
+    assert officer.post("/console/documents/rebuild", data={"csrf_token": officer_token}).status_code == 403
+
+    client, token = client_as(app, "admin")
+    r = client.post("/console/documents/upload", data={"csrf_token": token},
+                    files=[("files", ("qd-123.md", (FIX / "quyet-dinh-123.md").read_bytes(), "text/markdown"))])
+    assert r.status_code == 200 and "123/QĐ-SLĐTBXH" in r.text
+    root = docs_root(settings.index_root)
+    assert current_doc_version(root) is None
+
+    def rebuild_and_wait() -> str:
+        r = client.post("/console/documents/rebuild", data={"csrf_token": token})
+        assert r.status_code == 200 and "Đang dựng lại chỉ mục văn bản" in r.text
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            page = client.get("/console/documents").text
+            if "Đang dựng:" not in page and 'id="doc-build"' in page and ("Đã dựng xong" in page or "thất bại" in page):
+                return page
+            time.sleep(0.2)
+        raise AssertionError("the documents index build did not finish in 120 s")
+
+    page = rebuild_and_wait()
+    version = current_doc_version(root)
+    assert version and f"Đã dựng xong chỉ mục văn bản <code>{version}</code>" in page and "do admin" in page
+    assert [a.target_id for a in audit_rows(store, "documents.build")] == [version]
+    assert len(audit_rows(store, "documents.build_start")) == 1
+
+    (mini_kb / "documents" / "supersession.yaml").write_text("supersessions: [{document: 123/QĐ-SLĐTBXH}]\n",
+                                                             encoding="utf-8")
+    page = rebuild_and_wait()
+    assert "Dựng chỉ mục văn bản thất bại; chỉ mục cũ vẫn được dùng." in page
+    assert 'id="doc-build-errors"' in page
+    assert current_doc_version(root) == version, "a failed build leaves the published index"

@@ -22,6 +22,7 @@ from handlers.console.grouping import EmbeddingCache
 from handlers.console.rebuild import Rebuilder
 from handlers.console.security import ROLE_LABELS, Principal, SessionState, load_session, same_token
 from handlers.templates import TEMPLATES
+from indexer.index import Progress
 from indexer.knowledge import KnowledgeBase, load_knowledge, load_topics
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,18 @@ class Console:
         self.embeddings = EmbeddingCache(holder)
         self._kb_cache: tuple[tuple[Any, ...], KnowledgeBase] | None = None
         self.rebuilder = Rebuilder(self.admin, holder, reload_wait_seconds=self.options.reload_wait_seconds)
+        self.doc_builder = Rebuilder(self.admin, holder, reload_wait_seconds=self.options.reload_wait_seconds,
+                                     build=self._build_documents)
+        """The documents index, built from the Văn bản page and published at once (as the CLI does)."""
+
+    def _build_documents(self, actor: str, progress: Progress) -> Any:
+        from indexer.documents.index import build_doc_index
+
+        m = build_doc_index(self.settings.knowledge_dir, self.settings.index_root, self.holder.embedder,
+                            passage_prefix=self.settings.passage_prefix, workers=1, progress=progress)
+        self.store.audit.log(actor, "documents.build", "documents_index", m.version,
+                             {"documents": m.documents, "passages": m.passages, "seconds": m.build_seconds})
+        return m
 
     # --- time -------------------------------------------------------------------------------------
     @property

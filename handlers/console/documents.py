@@ -4,7 +4,9 @@ title), each document's passages with their citations, and for administrators th
 
 The catalogue is a file (``knowledge/documents/catalog.yaml``): the writes of this process go one at a
 time (a lock); the importer and :func:`~indexer.documents.catalog.save_catalog` write it atomically.
-The documents index is not rebuilt here: the page gives the command (``ldtbxh documents build``).
+Administrators rebuild the documents index from the page ("Dựng lại chỉ mục văn bản": in the background,
+one at a time, published at once and audited; servers load a new documents index by themselves), or on
+the server with ``ldtbxh documents build``.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def make_router(c: Console) -> APIRouter:
             "pages": pages, "trang_thai": trang_thai, "q": q, "doc_status_labels": STATUS_LABELS,
             "catalog_errors": catalog.errors, "outcomes": outcomes, "outcome_labels": OUTCOME_LABELS,
             "upload_error": error, "max_mb": c.options.max_upload_mb, "max_files": MAX_FILES,
-            "accept": ",".join(SUPPORTED), "build_command": BUILD_COMMAND,
+            "accept": ",".join(SUPPORTED), "build_command": BUILD_COMMAND, "build": c.doc_builder.status,
         }, status_code=status_code)
 
     @r.get("/documents", name="console_documents")
@@ -115,6 +117,14 @@ def make_router(c: Console) -> APIRouter:
         outcomes, error = await run_in_threadpool(_import, c, files, user.username)
         status = 400 if error or all(o.state == "error" for o in outcomes) else 200
         return render_list(request, outcomes=outcomes, error=error, status_code=status)
+
+    @r.post("/documents/rebuild", name="console_documents_rebuild")
+    def rebuild(request: Request, user: Principal = admin) -> Response:
+        if not c.doc_builder.start(user.username):
+            return c.redirect(request, "console_documents", error="Chỉ mục văn bản đang được dựng; vui lòng chờ.")
+        c.store.audit.log(user.username, "documents.build_start")
+        return c.redirect(request, "console_documents",
+                          notice="Đang dựng lại chỉ mục văn bản; tải lại trang để xem tiến độ.")
 
     @r.get("/documents/retire", name="console_documents_retire_confirm")
     def retire_confirm(request: Request, user: Principal = admin, so: str = "") -> Response:

@@ -1,5 +1,6 @@
 """The console's side of the knowledge administration (:mod:`bot.knowledge_admin`): a rebuild in the
-background with its progress, and switching / rolling back with this process reloading at once.
+background with its progress, and switching / rolling back with this process reloading at once. The
+documents page runs the documents index build through the same class (``build=``).
 
 Switching moves the index folder's ``CURRENT`` pointer; every server process polls it
 (``AssistantHolder.check_reload``) and loads the new index beside the old one, so no request fails or
@@ -11,16 +12,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bot.knowledge_admin import KnowledgeAdmin
 from bot.runtime import AssistantHolder
-from indexer.index import KnowledgeInvalid
+from indexer.documents.index import CatalogInvalid
+from indexer.index import KnowledgeInvalid, Progress
 
 log = logging.getLogger(__name__)
 
-STAGE_LABELS = {"text": "Xử lý văn bản", "embed": "Tính véc-tơ", "write": "Ghi chỉ mục", "": ""}
+STAGE_LABELS = {"read": "Đọc văn bản", "text": "Xử lý văn bản", "embed": "Tính véc-tơ", "write": "Ghi chỉ mục",
+                "": ""}
 
 
 @dataclass
@@ -55,9 +59,18 @@ class RebuildStatus:
         return d
 
 
+Build = Callable[[str, Progress], Any]
+"""(actor, progress) -> the built manifest (with its ``version``); raises ``KnowledgeInvalid`` or
+``CatalogInvalid`` (with every error) when the content is invalid."""
+
+
 class Rebuilder:
-    def __init__(self, admin: KnowledgeAdmin, holder: AssistantHolder, *, reload_wait_seconds: float) -> None:
+    def __init__(self, admin: KnowledgeAdmin, holder: AssistantHolder, *, reload_wait_seconds: float,
+                 build: Build | None = None) -> None:
+        """``build``: what a rebuild runs (default: a new knowledge version, not activated)."""
         self.admin = admin
+        self._build: Build = build or (lambda actor, progress: admin.build(actor=actor, activate=False,
+                                                                          progress=progress))
         self.holder = holder
         self.reload_wait_seconds = reload_wait_seconds
         self.status = RebuildStatus()
@@ -89,10 +102,10 @@ class Rebuilder:
     def _run(self, actor: str) -> None:
         st = self.status
         try:
-            manifest = self.admin.build(actor=actor, activate=False, progress=self._progress)
+            manifest = self._build(actor, self._progress)
             st.version = manifest.version
             st.state = "done"
-        except KnowledgeInvalid as exc:
+        except (KnowledgeInvalid, CatalogInvalid) as exc:  # invalid content: every error, no traceback
             st.errors = [str(e) for e in exc.errors]
             st.state = "failed"
         except Exception as exc:  # keep serving; show the error to the administrator
