@@ -4,8 +4,8 @@
   directory defaults to a temporary one.
 * ``db_url`` runs a test on SQLite and on PostgreSQL. PostgreSQL is the local server
   (``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``, or ``LDTBXH_TEST_DATABASE_URL``): when it
-  answers, a throw-away database ``test_<pid>`` is created for the run and dropped at the end, each test
-  gets a fresh schema in it; the PostgreSQL leg is skipped, with the reason, only when no server answers.
+  answers, a throw-away database ``test_<pid>`` is created for the run (one per pytest-xdist worker) and
+  dropped at the end, each test gets a fresh schema in it; the PostgreSQL leg is skipped, with the reason, only when no server answers.
 """
 
 from __future__ import annotations
