@@ -114,7 +114,8 @@ class DocSearchResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _vn_date(iso: str | None) -> str:
+def vn_date(iso: str | None) -> str:
+    """``2025-03-15`` -> ``15/03/2025`` ("?" for none; an unreadable value as it is)."""
     if not iso:
         return "?"
     try:
@@ -128,14 +129,14 @@ def warning_for(p: Passage, older_than_curated: bool, curated_from: str | None =
     """The warning a citizen must see with this passage, in Vietnamese, or None."""
     if p.superseded_by:
         scope = f" ({p.superseded_scope})" if p.superseded_scope else ""
-        since = f" từ {_vn_date(p.superseded_from)}" if p.superseded_from else ""
+        since = f" từ {vn_date(p.superseded_from)}" if p.superseded_from else ""
         tail = " Các mức tiền trong đoạn này không còn áp dụng." if p.has_amount else ""
         return f"Lưu ý: quy định này đã được thay thế bởi {p.superseded_by}{since}{scope}.{tail}"
     if p.status in ("superseded", "expired"):
         return "Lưu ý: văn bản này không còn hiệu lực; không dùng làm căn cứ hiện hành."
     if older_than_curated:
-        return (f"Lưu ý: đoạn này áp dụng từ {_vn_date(p.text_date)}; mức mới hơn áp dụng từ "
-                f"{_vn_date(curated_from)} — xem câu trả lời của Sở hoặc hỏi cán bộ.")
+        return (f"Lưu ý: đoạn này áp dụng từ {vn_date(p.text_date)}; mức mới hơn áp dụng từ "
+                f"{vn_date(curated_from)} — xem câu trả lời của Sở hoặc hỏi cán bộ.")
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from bot.doc_search import vn_date
 from bot.runtime import AssistantHolder
 from bot.storage.requests import Requests, UnansweredItem
 
@@ -181,6 +183,19 @@ def candidates_for(holder: AssistantHolder, text: str, k: int = 3) -> list[dict[
     return out
 
 
+CITED_RE = re.compile(r"\n\nCăn cứ: (?P<basis>[^\n]+?)(?: \(áp dụng từ (?P<d>\d{2})/(?P<m>\d{2})/(?P<y>\d{4})\))?\.\s*$")
+"""The last line of an answer pre-filled from a quoted clause (:func:`document_suggestion`)."""
+
+
+def cited_basis(answer: str) -> tuple[str, str] | None:
+    """(legal basis, ISO date or "") from the last line of an answer :func:`document_suggestion` pre-filled,
+    or None: an approval form starts from them."""
+    m = CITED_RE.search(answer or "")
+    if m is None:
+        return None
+    return m["basis"], f"{m['y']}-{m['m']}-{m['d']}" if m["y"] else ""
+
+
 def document_suggestion(holder: AssistantHolder, text: str) -> dict[str, Any] | None:
     """For a question answered from the legal texts: the clause the assistant quotes for it now, and an answer
     an officer can send and turn into a curated entry as it stands: the clause, then its citation and the
@@ -192,12 +207,8 @@ def document_suggestion(holder: AssistantHolder, text: str) -> dict[str, Any] | 
         return None
     if hit is None:
         return None
-    since = ""
-    if hit.effective:
-        y, m, d = hit.effective.split("-")[:3]
-        since = f" (áp dụng từ {d}/{m}/{y})"
+    since = vn_date(hit.effective) if hit.effective else ""
     answer = None
     if not hit.superseded and not hit.older_than_curated:
-        answer = f"Theo quy định: {hit.text}\n\nCăn cứ: {hit.citation}{since}."
-    return {"citation": hit.citation, "text": hit.text, "since": since.strip(" ()"), "topic": hit.topic,
-            "answer": answer}
+        answer = f"Theo quy định: {hit.text}\n\nCăn cứ: {hit.citation}" + (f" (áp dụng từ {since})." if since else ".")
+    return {"citation": hit.citation, "text": hit.text, "since": since, "topic": hit.topic, "answer": answer}

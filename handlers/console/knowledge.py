@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
@@ -13,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from bot.knowledge_admin import ApproveError, IndexMissing
 from bot.storage.models import KbDraft
 from handlers.console.core import Console, ConsoleRoute, apply_headers
-from handlers.console.grouping import candidates_for
+from handlers.console.grouping import candidates_for, cited_basis
 from handlers.console.security import Principal
 from indexer.index import version_entries
 
@@ -179,20 +178,15 @@ def similar_entries(c: Console, d: KbDraft) -> list[dict[str, Any]]:
     return out
 
 
-CITED_RE = re.compile(r"\n\nCăn cứ: (?P<basis>[^\n]+?)(?: \(áp dụng từ (?P<d>\d{2})/(?P<m>\d{2})/(?P<y>\d{4})\))?\.\s*$")
-"""The last line of an answer the queue pre-filled from a quoted clause (handlers.console.grouping)."""
-
-
 def _draft_form(c: Console, d: KbDraft) -> dict[str, object]:
     values = {
         "question": d.question, "paraphrases": "\n".join(d.paraphrases or []), "answer": d.answer,
         "topic": d.topic or "", "legal_basis": "", "valid_from": "", "source": "",
         "needs_review": False,
     }
-    cited = CITED_RE.search(d.answer or "")
+    cited = cited_basis(d.answer)
     if cited:  # drafted from a clause of a legal text: its citation and date are the entry's basis
-        values["legal_basis"] = cited["basis"]
-        values["valid_from"] = f"{cited['y']}-{cited['m']}-{cited['d']}" if cited["y"] else ""
+        values["legal_basis"], values["valid_from"] = cited
     # "áp dụng từ" is the date the rule applies from (the legal text's effect), never today by default
     return {"draft": d, "values": values, "errors": [], "topics": c.topics(), "similar": similar_entries(c, d),
             "today": dt.date.today().isoformat()}
