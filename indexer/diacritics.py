@@ -33,6 +33,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,15 @@ _RARE_RATIO = 50  # a spelling seen once is dropped when an alternative is seen 
 # Unigram adaptation towards in-domain text (see DiacriticRestorer._domain_bias).
 _DOMAIN_WEIGHT = 0.4
 _DOMAIN_PRIOR = 2000.0
+
+# Spelling correction of unknown syllables ("thươg" -> "thương", "khuyết tậc" -> "khuyết tật"): the
+# decoder may replace a syllable it has never seen by a known one at one letter's edit, or with other
+# marks, at this cost (natural log) per change; keeping the unknown syllable costs nothing.
+_TYPO_EDIT = 4.0
+_TYPO_EDIT_PLAIN = 7.0  # a word typed without marks may be a name, a code or a foreign word
+_TYPO_MARK = 1.5
+_TYPO_MIN_LEN = 3
+_ASCII_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 _TONE_MARKS = frozenset("\u0300\u0301\u0303\u0309\u0323")
 _VOWELS = frozenset("aăâeêioôơuưy")
@@ -158,6 +168,49 @@ def _plausible(syllable: str) -> bool:
         tones = [ch for ch in unicodedata.normalize("NFD", syllable) if ch in _TONE_MARKS]
         return bool(tones) and tones[0] in _STOP_TONES
     return True
+
+
+@lru_cache(maxsize=1)
+def _lexicon() -> frozenset[str]:
+    """Syllables of underthesea's Vietnamese word list (Viet74K): a syllable outside both it and the
+    model's vocabulary is taken for a typo. The model's own vocabulary is too small for that test
+    (legal prose has no "thằng", "ổng", "viêm")."""
+    path = resources.files("underthesea") / "corpus" / "data" / "Viet74K.txt"
+    words = path.read_text(encoding="utf-8").lower().split()
+    return frozenset(_normal_syllable(unicodedata.normalize("NFC", w)) for w in words)
+
+
+@lru_cache(maxsize=1)
+def _folded_lexicon() -> frozenset[str]:
+    return frozenset(_fold_syllable(w) for w in _lexicon())
+
+
+_VIETNAMESE_ASCII = re.compile(r"[b-df-hk-np-vxy]*[aeiouy]+[cghmnpt]*")
+
+
+def _edits1(word: str) -> set[str]:
+    """ASCII strings at one deletion, transposition, substitution or insertion from ``word``."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    out = {a + b[1:] for a, b in splits if b}
+    out.update(a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1)
+    out.update(a + c + b[1:] for a, b in splits if b for c in _ASCII_LETTERS)
+    out.update(a + c + b for a, b in splits for c in _ASCII_LETTERS)
+    out.discard(word)
+    return out
+
+
+@lru_cache(maxsize=65536)
+def _marks(syllable: str) -> Counter[str]:
+    """The diacritics of a syllable as a multiset (combining marks, and đ)."""
+    decomposed = unicodedata.normalize("NFD", syllable)
+    marks = Counter(ch for ch in decomposed if unicodedata.combining(ch))
+    marks["đ"] = syllable.count("đ")
+    return +marks
+
+
+def _mark_distance(a: str, b: str) -> int:
+    ma, mb = _marks(a), _marks(b)
+    return sum(((ma - mb) + (mb - ma)).values())
 
 
 def _apply_case(pattern: str, word: str) -> str:
@@ -549,17 +602,24 @@ class DiacriticRestorer:
             acc += self._bows[k + 1].get(hkey, 0.0)
         return acc + self._uni[word]
 
-    def _decode(self, options: list[tuple[int, ...]]) -> list[int]:
-        """Best id sequence for one segment (beam Viterbi over the last order-1 ids)."""
+    def _decode(self, options: list[tuple[int, ...]], costs: list[dict[int, float] | None] | None = None
+                ) -> list[int]:
+        """Best id sequence for one segment (beam Viterbi over the last order-1 ids).
+
+        ``costs[k]``, when given, maps candidates of position k to a penalty (spelling corrections).
+        """
         start = (_BOS_ID,) * (self.order - 1)
         beam: list[tuple[float, tuple[int, ...], tuple[int, ...]]] = [(0.0, start, ())]
         logp = self._logp
         bias = self._bias
-        for cands in options:
+        for k, cands in enumerate(options):
+            cost = costs[k] if costs is not None else None
             best: dict[tuple[int, ...], tuple[float, tuple[int, ...]]] = {}
             for score, hist, path in beam:
                 for c in cands:
                     s = score + logp(hist, c) + bias[c]
+                    if cost:
+                        s -= cost.get(c, 0.0)
                     nh = (hist + (c,))[1:]
                     cur = best.get(nh)
                     if cur is None or s > cur[0]:
@@ -578,42 +638,55 @@ class DiacriticRestorer:
             self._compile()
         text = unicodedata.normalize("NFC", text)
         items = _scan(text)
-        if not any(kind == _FREE for kind, _, _ in items):
-            return text
         index = self.index
         cands_table = self._cands
         chosen: dict[int, str] = {}  # item position -> replacement text
 
         segment: list[tuple[int, ...]] = []
+        costs: list[dict[int, float] | None] = []  # spelling corrections' penalties, per position
         free_at: list[tuple[int, int]] = []  # (item position, position in segment) of free syllables
 
         def flush() -> None:
             if free_at:
-                best = self._decode(segment)
+                best = self._decode(segment, costs)
                 for pos, seg_pos in free_at:
                     kind, s, e = items[pos]
                     original = text[s:e]
                     word = self.vocab[best[seg_pos]]
-                    if word.lower() != original.lower():
+                    if best[seg_pos] != _UNK_ID and word.lower() != original.lower():
                         chosen[pos] = _apply_case(original, word)
             segment.clear()
+            costs.clear()
             free_at.clear()
 
         for pos, (kind, s, e) in enumerate(items):
             if kind == _BREAK:
                 flush()
-            elif kind == _CODE:
-                segment.append((_NUM_ID,))
+                continue
+            fixes: dict[int, float] = {}
+            if kind == _CODE:
+                options: tuple[int, ...] = (_NUM_ID,)
             elif kind == _FIXED:
-                segment.append((index.get(_normal_syllable(text[s:e]), _UNK_ID),))
+                word = _normal_syllable(text[s:e])
+                known = index.get(word, _UNK_ID)
+                options = (known,)
+                if known == _UNK_ID and word not in _lexicon():  # not a Vietnamese syllable: a typo?
+                    fixes = self._corrections(word)
             else:
                 low = text[s:e].lower()
                 cands = cands_table.get(low)
-                if cands is None:  # unknown: kept as typed, a context word
-                    segment.append((index.get(low, _UNK_ID),))
+                if cands is None:  # unknown: kept as typed (a context word) unless a correction fits
+                    options = (index.get(low, _UNK_ID),)
+                    if low not in _folded_lexicon() and _VIETNAMESE_ASCII.fullmatch(low):
+                        fixes = self._corrections(low)
                 else:
+                    options = cands
                     free_at.append((pos, len(segment)))
-                    segment.append(cands)
+            if fixes:
+                options = options + tuple(i for i in fixes if i not in options)
+                free_at.append((pos, len(segment)))
+            segment.append(options)
+            costs.append(fixes or None)
         flush()
         if not chosen:
             return text
@@ -626,6 +699,32 @@ class DiacriticRestorer:
             last = e
         out.append(text[last:])
         return "".join(out)
+
+    def _corrections(self, word: str) -> dict[int, float]:
+        """Known syllables that an unknown one may be a typo of, with their cost (see ``_TYPO_EDIT``).
+
+        Candidates are the spellings whose folded form is at most one letter's edit from the word's;
+        a word typed with marks also pays for each mark it would gain or lose ("tậc" -> "tật" costs
+        one edit, "hửong" -> "hưởng" one mark).
+        """
+        folded = _fold_syllable(word)
+        if len(folded) < _TYPO_MIN_LEN or not (folded.isascii() and folded.isalpha()):
+            return {}
+        accented = not word.isascii()
+        out: dict[int, float] = {}
+        for key in (folded, *_edits1(folded)):
+            ids = self._cands.get(key)
+            if not ids:
+                continue
+            edit = (_TYPO_EDIT if accented else _TYPO_EDIT_PLAIN) if key != folded else 0.0
+            for i in ids:
+                cost = edit + (_TYPO_MARK * _mark_distance(word, self.vocab[i]) if accented else 0.0)
+                if cost > 0 and cost < out.get(i, math.inf):
+                    out[i] = cost
+        if len(out) > _MAX_CANDIDATES * 2:
+            uni = self._uni
+            out = dict(sorted(out.items(), key=lambda kv: (kv[1], -uni[kv[0]]))[: _MAX_CANDIDATES * 2])
+        return out
 
     # ---- persistence ------------------------------------------------------------------------------
     def save(self, path: Path, max_ngrams: int = 2_000_000) -> None:

@@ -3,7 +3,8 @@
     raw text
       -> NFC, lower-case, whitespace folded                       (normalise)
       -> chat spellings and abbreviations expanded (ko, dc, bhxh) (abbreviations.yaml)
-      -> diacritics restored when the citizen typed without them  (DiacriticRestorer)
+      -> diacritics restored when the citizen typed without them, (DiacriticRestorer)
+         unknown syllables corrected from their context (thươg -> thương)
       -> underthesea text_normalize (tone-mark placement: hoà -> hòa)
       -> dense text (plain words, never underscores, for e5)
       -> word tokens (underthesea word_tokenize, stop-words removed) for BM25
@@ -181,17 +182,11 @@ class TextPipeline:
         return " ".join(out)
 
     def restore(self, text: str) -> str:
-        if self.restorer is not None and self._needs_restoring(text):
+        """Diacritics restored on the words typed without them, and unknown syllables corrected when a
+        known one at one letter's edit fits the context ("thươg binh" -> "thương binh")."""
+        if self.restorer is not None and text:
             text = self.restorer.restore(text)
         return tone_normalize(text) if text else text
-
-    @staticmethod
-    def _needs_restoring(text: str) -> bool:
-        words = _TOKEN.findall(text)
-        if not words:
-            return False
-        plain = sum(1 for w in words if w.isalpha() and not has_diacritics(w))
-        return plain > 0
 
     def words(self, text: str) -> list[str]:
         toks = [w.lower().replace(" ", "_") for w in self.segmenter.segment(text)]

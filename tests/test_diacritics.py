@@ -338,3 +338,25 @@ def test_shipped_model_syllable_accuracy(shipped: DiacriticRestorer) -> None:
         print("  ", line)
     assert accuracy >= 0.90
     assert shipped.restore("tra cuu ho so H41.22-241105-0012") == "tra cứu hồ sơ H41.22-241105-0012"
+
+
+# ---- spelling correction of unknown syllables ----------------------------------------------------
+def test_corrects_unknown_syllables_from_context(shipped: DiacriticRestorer) -> None:
+    # A letter missing, a mark misplaced or wrong: the syllable is not Vietnamese, a known one fits.
+    assert shipped.restore("thươg binh hạng 2") == "thương binh hạng 2"
+    assert shipped.restore("khuyết tậc nặng") == "khuyết tật nặng"
+    assert shipped.restore("thân nhân liẹt sĩ") == "thân nhân liệt sĩ"
+    assert shipped.restore("đang hửong thất nghiệp") == "đang hưởng thất nghiệp"
+    assert shipped.restore("tro cap thatt nghiep") == "trợ cấp thất nghiệp"
+
+
+def test_correction_leaves_real_words_names_and_codes(shipped: DiacriticRestorer) -> None:
+    # Real syllables the model has never seen, foreign words, codes and abbreviations are kept.
+    for text in ["con thằng bé ổng nói hoài ở sài gòn", "bị viêm phổi", "nứt toác", "doanh nghiệp fdi",
+                 "đăng ký qua zalo, tài khoản vneid", "ở tp.hcm", "alo alo", "mã H41.22-241105-0012"]:
+        assert shipped.restore(text) == text
+
+
+def test_correction_cost_keeps_unknown_when_nothing_fits(small: DiacriticRestorer) -> None:
+    assert small.restore("xyzqw trợ cấp") == "xyzqw trợ cấp"
+    assert small.restore("trợ cấpp thất nghiệp") == "trợ cấp thất nghiệp"
