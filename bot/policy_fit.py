@@ -35,8 +35,11 @@ from indexer.diacritics import fold
 
 RANKER_L2 = 1.0
 SCOPE_L2 = 1.0
-TARGETS = {"max_wrong": 0.02, "min_declined": 0.95, "max_wrong_choices": 0.05}
-"""The product's constraints, applied to out-of-fold probabilities (so no margin is added)."""
+TARGETS = {"max_wrong": 0.0125, "min_declined": 0.95, "max_wrong_choices": 0.05}
+"""The product's constraints, applied to out-of-fold probabilities. Confident wrong answers get a margin
+(1.25 % for the 2 % of the product): the inner folds' estimate fell short of the outer folds' (dev-v2,
+10-fold: with 2 % the held-out folds answered 2.6 % wrongly, with 1.25 % 1.6 %, for 69 % direct answers
+instead of 77 % and the same top-1)."""
 GRID: dict[str, list[float]] = {
     "answer_min": [round(x, 3) for x in np.arange(0.30, 0.96, 0.025)],
     "choice_min_scope": [round(x, 3) for x in np.arange(0.05, 0.96, 0.05)],

@@ -25,9 +25,11 @@ from tests.support import HERE, REPO
 
 pytestmark = pytest.mark.model
 
-FLOORS = {"top1": 0.886, "recall3": 0.918, "declined": 0.92, "direct": 0.714}
-CEILINGS = {"confident_wrong": 0.043, "wrong_choices": 0.026}
-"""dev-v2, in-sample through the shipped policy; cross-validated figures minus / plus 2 points."""
+FLOORS = {"top1": 0.889, "recall3": 0.922, "declined": 0.92, "direct": 0.636}
+CEILINGS = {"confident_wrong": 0.036, "wrong_choices": 0.039}
+"""dev-v2, in-sample through the shipped policy: the worse of the cross-validated and the in-sample
+figures, minus / plus 2 points (cross-validated top-1 0.916, recall@3 0.948, declined 0.940, direct 0.692,
+confident wrong 0.016, wrong choices 0.013; in-sample 0.909, 0.942, 0.980, 0.656, 0.006, 0.019)."""
 
 
 @pytest.fixture(scope="module")
