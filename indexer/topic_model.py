@@ -126,14 +126,6 @@ class TopicModel:
             yd = np.r_[np.ones(x.shape[0]), np.zeros(xo.shape[0])]
             dom = logreg(DOMAIN_C, class_weight="balanced").fit(xd, yd)
             domain_coef, domain_bias = dom.coef_[0].astype(np.float32), float(dom.intercept_[0])
-            # On a common scale across builds: 0 half-way between the median log-odds of the out-of-scope
-            # phrasings and that of the knowledge's own text, 1 at the latter. A small change of the
-            # knowledge shifts the raw log-odds of every question (by 0.8 on average, seen here) and the
-            # fitted answer policy must not depend on that.
-            raw = np.asarray(xd @ domain_coef).ravel() + domain_bias
-            m_in, m_out = float(np.median(raw[yd == 1])), float(np.median(raw[yd == 0]))
-            half = max((m_in - m_out) / 2, 1e-3)
-            domain_coef, domain_bias = domain_coef / half, (domain_bias - (m_in + m_out) / 2) / half
         else:
             domain_coef, domain_bias = np.zeros(x.shape[1], np.float32), 10.0
         return cls(topics, tfidf, lex_coef, lex_bias, dense_coef, dense_bias, domain_coef, domain_bias)

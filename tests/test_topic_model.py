@@ -38,17 +38,3 @@ def test_classifiers_learn_topics_and_domain_and_survive_a_round_trip(tmp_path: 
     m2 = TopicModel.load(tmp_path)
     assert np.allclose(m2.lexical_logprob(["thuong binh"]), m.lexical_logprob(["thuong binh"]))
     assert np.allclose(m2.domain_logit(["nấu canh"]), m.domain_logit(["nấu canh"]))
-
-
-def test_domain_log_odds_are_on_a_scale_common_to_every_build() -> None:
-    """The median of the knowledge's own text sits at 1 and that of the out-of-scope phrasings at -1, so a
-    policy fitted on one build still reads the next one (an officer's new entry shifts the raw log-odds)."""
-    rng = np.random.default_rng(0)
-    vecs = rng.normal(size=(len(TEXTS), 8)).astype(np.float32)
-    oos = ["thời tiết ngày mai", "nấu canh chua", "đăng ký kết hôn", "xe buýt số 5 chạy mấy giờ"]
-    for texts, topics in [(TEXTS, TOPICS), (TEXTS + ["thương binh hạng 1/4 được người phục vụ"], TOPICS + ["ncc"])]:
-        m = TopicModel.fit(["tctn", "ncc", "gpld"], list(zip(topics, texts, strict=True)),
-                           rng.normal(size=(len(texts), 8)).astype(np.float32) if len(texts) != len(vecs) else vecs,
-                           topics, oos)
-        assert abs(float(np.median(m.domain_logit(texts))) - 1.0) < 1e-3
-        assert abs(float(np.median(m.domain_logit(oos))) + 1.0) < 1e-3
