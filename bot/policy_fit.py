@@ -61,12 +61,16 @@ class Sample:
     calc_topic: tuple[str, bool] | None = None
     """The topic of the calculator that recognised an amount question in it (and whether the question
     carries numbers), if any."""
+    smalltalk: bool = False
+    """Answered by a small-talk intent (greeting, thanks, a complaint about the bot) before any search."""
 
 
 def collect(search: Callable[[str], SearchResult], rows: Sequence[Row],
             progress: Callable[[int, int], None] | None = None,
-            calc_topic: Callable[[str], tuple[str, bool] | None] | None = None) -> list[Sample]:
-    """Search every question once; ``calc_topic`` (the calculators' recognition) marks amount questions."""
+            calc_topic: Callable[[str], tuple[str, bool] | None] | None = None,
+            smalltalk: Callable[[str], bool] | None = None) -> list[Sample]:
+    """Search every question once; ``calc_topic`` (the calculators' recognition) marks amount questions,
+    ``smalltalk`` the messages the assistant answers with small talk before searching."""
     out = []
     for i, r in enumerate(rows):
         res = search(r.q)
@@ -74,7 +78,8 @@ def collect(search: Callable[[str], SearchResult], rows: Sequence[Row],
         accept = [tix[t] for t in (r.expect, r.also) if t is not None and t in tix]
         out.append(Sample(r, res.topic_features, res.question_features, res.topics,
                           {t: c.entry_id for t, c in res.best_entry.items()},
-                          [c.topic for c in res.candidates], accept, calc_topic(r.q) if calc_topic else None))
+                          [c.topic for c in res.candidates], accept, calc_topic(r.q) if calc_topic else None,
+                          bool(smalltalk and smalltalk(r.q))))
         if progress:
             progress(i + 1, len(rows))
     return out
@@ -276,7 +281,9 @@ def apply(s: Sample, pol: Policy) -> Row:
     scope = pol.scope_probability(s.question_features)
     kind, idxs = decide_from(probs, scope, pol.thresholds)
     shown = [(s.topics[i], s.best_entry.get(s.topics[i], "")) for i in idxs]
-    if s.calc_topic and calculation_allowed(probs, scope, s.topics, *s.calc_topic):
+    if s.smalltalk:
+        kind, shown = "smalltalk", []
+    elif s.calc_topic and calculation_allowed(probs, scope, s.topics, *s.calc_topic):
         kind, shown = "calculation", [(s.calc_topic[0], "")]
     r = Row(q=s.row.q, expect=s.row.expect, tags=list(s.row.tags), also=s.row.also, entries=list(s.row.entries))
     ranked = [s.topics[i] for i in np.argsort(-probs)]

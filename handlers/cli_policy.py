@@ -44,7 +44,8 @@ def policy_fit(
     rows = load_rows(files)
     with typer.progressbar(length=len(rows), label="Tìm kiếm", file=None) as bar:
         samples = collect(assistant.retriever.search, rows, progress=lambda done, total: bar.update(1),
-                          calc_topic=assistant.calc_topic)
+                          calc_topic=assistant.calc_topic,
+                          smalltalk=lambda q: assistant.smalltalk.match(q) is not None)
     policy, figures, cv_rows = fit_and_validate(samples, files, folds=folds, seed=seed,
                                                 model=assistant.retriever.embedder.name)
     target = out or (settings.knowledge_dir / "policy.json")

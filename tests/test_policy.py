@@ -103,3 +103,30 @@ def test_near_copies_share_a_fold() -> None:
             Row("mức chuẩn người có công là bao nhiêu", "b", [])]
     g = groups(rows)
     assert g[0] == g[1] != g[2]
+
+
+def test_small_talk_is_counted_as_the_assistant_replies() -> None:
+    """A message that small talk answers before any search (a complaint about the bot) is counted as that
+    reply in the cross-validation, as `ldtbxh eval` and the channels see it."""
+    from dataclasses import replace
+
+    from bot.policy_fit import apply
+
+    samples = _samples(120)
+    pol = fit_policy(samples)
+    oos = next(s for s in samples if s.row.expect is None)
+    assert apply(replace(oos, smalltalk=True), pol).kind == "smalltalk"
+    ins = next(s for s in samples if s.row.expect is not None)
+    assert apply(replace(ins, smalltalk=True), pol).kind == "smalltalk"
+
+
+def test_complaints_about_the_bot_get_small_talk_not_a_topic() -> None:
+    from bot.smalltalk import SmallTalk
+
+    st = SmallTalk.load(Path(__file__).resolve().parent.parent / "knowledge" / "smalltalk.yaml")
+    for text in ["trả lời sai rồi", "bot vô dụng quá", "tra loi lung tung vay", "bạn trả lời không đúng"]:
+        intent = st.match(text)
+        assert intent is not None and intent.id == "complaint", text
+    # Messages about someone else's answer, or a benefit, are questions for the knowledge base.
+    for text in ["cán bộ trả lời sai thì khiếu nại ở đâu", "hồ sơ bị trả lời sai", "trợ cấp thất nghiệp sai quá"]:
+        assert st.match(text) is None, text
