@@ -36,6 +36,8 @@ _TOKEN = re.compile(r"\w+", re.UNICODE)
 LEXICAL_C = 30.0
 DENSE_C = 10.0
 DOMAIN_C = 10.0
+DOMAIN_BAGS = 10
+DOMAIN_BAG_SHARE = 0.8
 
 
 def lexical_tokens(text: str) -> list[str]:
@@ -108,7 +110,8 @@ class TopicModel:
 
         def logreg(c: float, **kw: Any) -> LogisticRegression:
             # saga reaches the accuracy of a fully converged lbfgs fit in a tenth of the time here.
-            return LogisticRegression(C=c, solver="saga", max_iter=300, tol=1e-3, random_state=0, **kw)
+            kw.setdefault("random_state", 0)
+            return LogisticRegression(C=c, solver="saga", max_iter=300, tol=1e-3, **kw)
 
         tix = {t: i for i, t in enumerate(topics)}
         texts = [t for _, t in passages]
@@ -124,8 +127,7 @@ class TopicModel:
             xo = tfidf.transform(list(out_of_domain))
             xd = sparse.vstack([x, xo]).tocsr()
             yd = np.r_[np.ones(x.shape[0]), np.zeros(xo.shape[0])]
-            dom = logreg(DOMAIN_C, class_weight="balanced").fit(xd, yd)
-            domain_coef, domain_bias = dom.coef_[0].astype(np.float32), float(dom.intercept_[0])
+            domain_coef, domain_bias = _bagged_domain(xd, yd, logreg)
         else:
             domain_coef, domain_bias = np.zeros(x.shape[1], np.float32), 10.0
         return cls(topics, tfidf, lex_coef, lex_bias, dense_coef, dense_bias, domain_coef, domain_bias)
@@ -168,6 +170,24 @@ class TopicModel:
         tfidf = Tfidf({tok: i for i, tok in enumerate(meta["vocab"])}, arrays["idf"])
         return cls(meta["topics"], tfidf, arrays["lex_coef"], arrays["lex_bias"], arrays["dense_coef"],
                    arrays["dense_bias"], arrays["domain_coef"], float(arrays["domain_bias"][0]))
+
+
+def _bagged_domain(x: sparse.csr_matrix, y: np.ndarray, logreg: Any) -> tuple[np.ndarray, float]:
+    """The domain classifier: the average of ``DOMAIN_BAGS`` logistic regressions, each fitted on a random
+    ``DOMAIN_BAG_SHARE`` of the rows (a linear model still: the coefficients are averaged).
+
+    One fit on all rows was unstable: moving one entry between two topics moved its AUC on dev-v2 (in scope
+    against out of scope) from 0.952 to 0.921 and the cross-validated top-1 from 0.916 to 0.838, since the
+    answer policy's scope model leans on it. Averaged over 10 fits, the AUC was 0.963 and 0.965 on the two
+    knowledge bases."""
+    rng = np.random.default_rng(0)
+    coefs, biases = [], []
+    for b in range(DOMAIN_BAGS):
+        keep = rng.random(x.shape[0]) < DOMAIN_BAG_SHARE
+        m = logreg(DOMAIN_C, class_weight="balanced", random_state=b).fit(x[keep], y[keep])
+        coefs.append(m.coef_[0])
+        biases.append(float(m.intercept_[0]))
+    return np.mean(coefs, axis=0).astype(np.float32), float(np.mean(biases))
 
 
 def _full_rows(model: object, n_classes: int, dim: int) -> tuple[np.ndarray, np.ndarray]:

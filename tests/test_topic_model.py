@@ -38,3 +38,16 @@ def test_classifiers_learn_topics_and_domain_and_survive_a_round_trip(tmp_path: 
     m2 = TopicModel.load(tmp_path)
     assert np.allclose(m2.lexical_logprob(["thuong binh"]), m.lexical_logprob(["thuong binh"]))
     assert np.allclose(m2.domain_logit(["nấu canh"]), m.domain_logit(["nấu canh"]))
+
+
+def test_domain_classifier_is_a_deterministic_average_of_bagged_fits() -> None:
+    """Two builds of the same knowledge give the same domain classifier (an index build is reproducible),
+    and it is one linear model (the bags' coefficients averaged)."""
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(len(TEXTS), 8)).astype(np.float32)
+    oos = ["thời tiết ngày mai", "nấu canh chua", "đăng ký kết hôn", "xe buýt số 5 chạy mấy giờ"]
+    fit = [TopicModel.fit(["tctn", "ncc", "gpld"], list(zip(TOPICS, TEXTS, strict=True)), vecs, TOPICS, oos)
+           for _ in range(2)]
+    assert np.array_equal(fit[0].domain_coef, fit[1].domain_coef) and fit[0].domain_bias == fit[1].domain_bias
+    assert fit[0].domain_coef.shape == (len(fit[0].tfidf.vocab),)
+    assert fit[0].domain_logit(["trợ cấp thất nghiệp"])[0] > fit[0].domain_logit(["nấu canh chua"])[0]
