@@ -16,7 +16,8 @@ Printed beside them: ``ranking`` (the old ranking-only top-1: the best-ranked to
 ``direct`` (share answered directly), ``wrong_choices`` (choice lists without the expected topic),
 ``too_cautious`` (fallbacks whose best candidate was right) and ``confident_wrong`` (direct answers on a
 wrong topic). With ``entries`` in a row (the acceptable entry ids), ``entry_top1`` counts a right-topic
-reply as right only when it shows one of those entries first.
+reply as right only when it shows one of those entries first (a calculation on the right topic counts as
+right: it has no entry).
 """
 
 from __future__ import annotations
@@ -100,6 +101,16 @@ def _pct(xs: list[float], p: float) -> float:
     return s[i]
 
 
+def _entry_right(r: Row) -> bool:
+    """The reply shows one of the right entries first; a calculation on the right topic counts as right
+    (it answers the amount question with the citizen's own figure, which no entry does)."""
+    if r.kind not in SHOWN_KINDS or not r.shown:
+        return False
+    if r.kind == "calculation":
+        return r.accepts(r.shown[0])
+    return bool(r.shown_entries) and r.shown_entries[0] in r.entries
+
+
 def block(rs: list[Row]) -> dict[str, Any]:
     """The figures of one group of rows (see the module docstring)."""
     ins = [r for r in rs if r.expect is not None]
@@ -120,9 +131,7 @@ def block(rs: list[Row]) -> dict[str, Any]:
         labelled = [r for r in ins if r.entries]
         if labelled:
             out["entry_n"] = len(labelled)
-            out["entry_top1"] = sum(
-                1 for r in labelled if r.kind in SHOWN_KINDS and r.shown_entries
-                and r.shown_entries[0] in r.entries) / len(labelled)
+            out["entry_top1"] = sum(1 for r in labelled if _entry_right(r)) / len(labelled)
     if oos:
         out["declined"] = sum(1 for r in oos if r.kind not in SHOWN_KINDS) / len(oos)
         out["oos_answered"] = sum(1 for r in oos if r.kind in DIRECT_KINDS) / len(oos)

@@ -310,10 +310,20 @@ def fit_and_validate(samples: Sequence[Sample], paths: Sequence[Path], *, folds:
     return policy, {"overall": overall, "by_tag": by_tag}, cv_rows
 
 
-def load_rows(paths: Sequence[Path]) -> list[Row]:
+def load_rows(paths: Sequence[Path], entries: Path | None = None) -> list[Row]:
+    """The labelled questions of ``paths``; ``entries`` (the same questions with an ``entries`` field: the
+    acceptable entry ids) adds entry labels, so that the cross-validated figures include entry-level top-1."""
     rows: list[Row] = []
     for p in paths:
         rows += read_jsonl(p)
+    if entries is not None:
+        labels = {r.q: r.entries for r in read_jsonl(entries) if r.entries}
+        missing = set(labels) - {r.q for r in rows}
+        if missing:
+            raise ValueError(f"{entries}: {len(missing)} questions are not in the fitted files, e.g. "
+                             f"{sorted(missing)[0][:80]!r}")
+        for r in rows:
+            r.entries = list(labels.get(r.q, r.entries))
     return rows
 
 

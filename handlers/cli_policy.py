@@ -21,6 +21,9 @@ def policy_fit(
     seed: int = typer.Option(0, help="Seed of the fold assignment."),
     out: Path = typer.Option(None, help="Where to write the policy (default: <knowledge>/policy.json)."),
     show_errors: bool = typer.Option(False, "--errors", help="List every held-out question handled wrongly."),
+    entries: Path = typer.Option(None, exists=True, dir_okay=False,
+                                 help="Some of the same questions labelled with their right entries "
+                                      "(tests/data/dev-v2-entries.jsonl): adds entry-level top-1."),
 ) -> None:
     """Fit the ranker, the scope model and the thresholds; print the cross-validated figures.
 
@@ -41,7 +44,11 @@ def policy_fit(
         typer.echo(f"Lỗi: {exc}", err=True)
         raise typer.Exit(1) from None
     assistant.warm_up()
-    rows = load_rows(files)
+    try:
+        rows = load_rows(files, entries)
+    except ValueError as exc:
+        typer.echo(f"Lỗi: {exc}", err=True)
+        raise typer.Exit(2) from None
     with typer.progressbar(length=len(rows), label="Tìm kiếm", file=None) as bar:
         samples = collect(assistant.retriever.search, rows, progress=lambda done, total: bar.update(1),
                           calc_topic=assistant.calc_topic,

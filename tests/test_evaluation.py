@@ -38,3 +38,10 @@ def test_entry_level_top1() -> None:
     r2 = Row(q="?", expect="a", tags=[], entries=["a-1"])
     record(r2, "answer", [("a", "a-1")], ["a"])
     assert block([r, r2])["entry_top1"] == 0.5
+
+
+def test_a_calculation_on_the_right_topic_is_right_at_entry_level() -> None:
+    calc = record(Row(q="?", expect="a", tags=[], entries=["a-1"]), "calculation", [("a", "")], ["a"])
+    wrong = record(Row(q="?", expect="a", tags=[], entries=["a-1"]), "calculation", [("b", "")], ["b"])
+    fallback = record(Row(q="?", expect="a", tags=[], entries=["a-1"]), "fallback", [], ["a"])
+    assert block([calc, wrong, fallback])["entry_top1"] == 1 / 3

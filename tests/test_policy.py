@@ -130,3 +130,22 @@ def test_complaints_about_the_bot_get_small_talk_not_a_topic() -> None:
     # Messages about someone else's answer, or a benefit, are questions for the knowledge base.
     for text in ["cán bộ trả lời sai thì khiếu nại ở đâu", "hồ sơ bị trả lời sai", "trợ cấp thất nghiệp sai quá"]:
         assert st.match(text) is None, text
+
+
+def test_entry_labels_are_merged_into_the_fitted_questions(tmp_path: Path) -> None:
+    from bot.policy_fit import load_rows
+
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
+        {"q": "trợ cấp thất nghiệp bao nhiêu", "expect": "tctn", "tags": []},
+        {"q": "thời tiết mai thế nào", "expect": None, "tags": []}]), encoding="utf-8")
+    labels = tmp_path / "entries.jsonl"
+    labels.write_text(json.dumps({"q": "trợ cấp thất nghiệp bao nhiêu", "expect": "tctn", "tags": [],
+                                  "entries": ["tctn-muc"]}, ensure_ascii=False), encoding="utf-8")
+    rows = load_rows([dev], labels)
+    assert rows[0].entries == ["tctn-muc"] and rows[1].entries == []
+    stray = tmp_path / "stray.jsonl"
+    stray.write_text(json.dumps({"q": "câu hỏi khác", "expect": "tctn", "tags": [], "entries": ["tctn-muc"]},
+                                ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(ValueError, match="not in the fitted files"):
+        load_rows([dev], stray)
