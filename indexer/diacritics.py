@@ -26,6 +26,7 @@ Tone marks are placed in one canonical style (hòa, thủy, khỏe: the style of
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import math
 import re
@@ -33,7 +34,6 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -175,7 +175,10 @@ def _lexicon() -> frozenset[str]:
     """Syllables of underthesea's Vietnamese word list (Viet74K): a syllable outside both it and the
     model's vocabulary is taken for a typo. The model's own vocabulary is too small for that test
     (legal prose has no "thằng", "ổng", "viêm")."""
-    path = resources.files("underthesea") / "corpus" / "data" / "Viet74K.txt"
+    spec = importlib.util.find_spec("underthesea")  # its path only: importing it takes seconds
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("underthesea is not installed: it is a dependency of the text pipeline")
+    path = Path(next(iter(spec.submodule_search_locations))) / "corpus" / "data" / "Viet74K.txt"
     words = path.read_text(encoding="utf-8").lower().split()
     return frozenset(_normal_syllable(unicodedata.normalize("NFC", w)) for w in words)
 
@@ -631,6 +634,12 @@ class DiacriticRestorer:
             beam = [(s, h, p) for h, (s, p) in ranked]
         final = max(beam, key=lambda b: b[0] + _EOS_WEIGHT * logp(b[1], _EOS_ID))
         return list(final[2])
+
+    def warm_up(self) -> None:
+        """Compile the model and load the word list of the typo test (0.2 s) before the first question."""
+        if not self._compiled:
+            self._compile()
+        _folded_lexicon()
 
     def restore(self, text: str) -> str:
         """``text`` (NFC) with diacritics restored on the syllables typed without them."""

@@ -162,6 +162,8 @@ class TextPipeline:
         warm = getattr(self.segmenter, "warm_up", None)
         if warm:
             warm()
+        if self.restorer is not None:
+            self.restorer.warm_up()
 
     # --- steps -------------------------------------------------------------------------------------
     def normalize(self, text: str) -> str:

@@ -360,3 +360,10 @@ def test_correction_leaves_real_words_names_and_codes(shipped: DiacriticRestorer
 def test_correction_cost_keeps_unknown_when_nothing_fits(small: DiacriticRestorer) -> None:
     assert small.restore("xyzqw trợ cấp") == "xyzqw trợ cấp"
     assert small.restore("trợ cấpp thất nghiệp") == "trợ cấp thất nghiệp"
+
+
+def test_warm_up_loads_the_typo_word_list_before_the_first_question(shipped: DiacriticRestorer) -> None:
+    from indexer.diacritics import _folded_lexicon
+
+    shipped.warm_up()
+    assert _folded_lexicon.cache_info().currsize == 1 and "thuong" in _folded_lexicon()
