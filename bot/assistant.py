@@ -107,14 +107,20 @@ class Assistant:
     def from_settings(cls, settings: Settings, embedder: Embedder | None = None,
                       segmenter: Segmenter | None = None, progress: Any = None,
                       version: str | None = None, require_policy: bool = True) -> Assistant:
-        """``require_policy=False``: load an index that has no answer policy yet (to fit one)."""
+        """``require_policy=False``: load an index that has no answer policy yet, or one that no longer fits the
+        retrieval features (to fit one)."""
         embedder = embedder or settings_embedder(settings, progress=progress)
         index = load_index(settings.index_root, model=embedder.name, version=version)
         pipeline = TextPipeline.from_knowledge(settings.knowledge_dir, restorer=index.restorer,
                                                segmenter=segmenter)
         retriever = Retriever(index, embedder, pipeline, query_prefix=settings.query_prefix)
         policy_file = index.path / "policy.json"
-        policy = Policy.load(policy_file) if require_policy or policy_file.exists() else None
+        policy = None
+        try:
+            policy = Policy.load(policy_file) if require_policy or policy_file.exists() else None
+        except PolicyError:
+            if require_policy:
+                raise  # without it, a policy fitted on other features is what a new fit replaces
         calc_dir = index.path / "calculators"  # published with the index version (see indexer.index)
         calculators = CalculatorSet.load(calc_dir) if calc_dir.is_dir() else None
         return cls(settings, retriever, SmallTalk.load(settings.knowledge_dir / "smalltalk.yaml"), policy,

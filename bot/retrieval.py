@@ -47,6 +47,7 @@ TOPIC_FEATURES = (
 """Per-topic features, in the order of ``SearchResult.topic_features``' columns."""
 QUESTION_FEATURES = (
     "best_cosine", "best_coverage", "domain_body", "domain_core", "oos_gap", "words_top", "log_chars",
+    "vdomain_body", "vdomain_core",
 )
 """Per-question features (how in scope the question looks), in the order of
 ``SearchResult.question_features``."""
@@ -232,6 +233,7 @@ class Retriever:
         words_lp = tm.lexical_logprob(restored)
         vector_lp = tm.dense_logprob(qv)
         domain = tm.domain_logit(restored)
+        vdomain = tm.vector_domain_logit(qv)
         per_view = []
         entry_dense = np.full(n_e, -1.0)
         entry_lex = np.zeros(n_e)
@@ -251,6 +253,7 @@ class Retriever:
             words_lp = np.vstack([words_lp, words_lp])
             vector_lp = np.vstack([vector_lp, vector_lp])
             domain = np.r_[domain, domain]
+            vdomain = np.r_[vdomain, vdomain]
         (dtb, rtb, ctb), (dtc, rtc, ctc) = per_view
         topic_features = np.stack(
             [_rescale(dtb), _rescale(dtc), rtb, rtc, ctb, ctc, words_lp[0], words_lp[1], vector_lp[0],
@@ -291,6 +294,7 @@ class Retriever:
         question_features = np.array([
             best_cos, float(max(ctb.max(), ctc.max())), float(domain[0]), float(domain[1]),
             oos_sim - float(dtb.max()), float(np.exp(words_lp).max()), math.log(1 + len(text)),
+            float(vdomain[0]), float(vdomain[1]),
         ])
         timings["rank"] = (time.perf_counter() - t1) * 1000
         return SearchResult(

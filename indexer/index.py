@@ -41,7 +41,7 @@ from indexer.knowledge import Entry, KnowledgeBase, load_knowledge
 from indexer.text import Segmenter, TextPipeline
 from indexer.topic_model import TopicModel
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 QUERY_LIKE_FIELDS = {"question", "paraphrase", "title", "keywords"}
 DENSE_FIELDS = {"question", "paraphrase", "title", "summary"}
 """Passages that are embedded. Answers, keywords and a procedure's sections are lexical only:
@@ -277,7 +277,7 @@ def build_index(
     entry_topic = {e.id: e.topic for e in kb.entries}
     topic_model = TopicModel.fit(
         list(kb.topics), [(entry_topic[u.entry], u.text) for u in units], vecs,
-        [entry_topic[units[i].entry] for i in dense_rows], [str(m["text"]) for m in oos_meta])
+        [entry_topic[units[i].entry] for i in dense_rows], [str(m["text"]) for m in oos_meta], oos_vecs)
     say("topics", 1, 1)
 
     # Names sort in build order (millisecond clock), so "the previous version" is well defined.

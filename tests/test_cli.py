@@ -82,11 +82,14 @@ def test_policy_fit_prints_cross_validated_figures_and_publishes_with_the_next_b
 
     r = CliRunner()
     assert r.invoke(app, ["index", "build"]).exit_code == 0
-    res = r.invoke(app, ["policy", "fit", str(MINI_QUESTIONS), "--folds", "3"])
+    res = r.invoke(app, ["policy", "fit", str(MINI_QUESTIONS), "--folds", "3", "--repeats", "2"])
     assert res.exit_code == 0, res.output
-    assert "Cross-validated (3 folds, 24 questions)" in res.stdout and "declined" in res.stdout
+    assert "Cross-validated (3 folds × 2 fold assignments, 24 questions)" in res.stdout
+    overall = next(line for line in res.stdout.splitlines() if line.startswith("overall")).split()
+    assert overall[1] == "24" and "declined" in res.stdout  # questions, not predictions (24 × 2)
     fitted = Policy.load(env / "policy.json")
-    assert fitted.fitted["questions"] == 24 and "top1" in fitted.fitted["cross_validated"]
+    assert fitted.fitted["questions"] == 24 and fitted.fitted["repeats"] == 2
+    assert "top1" in fitted.fitted["cross_validated"]
     assert r.invoke(app, ["index", "build"]).exit_code == 0
     shown = json.loads(r.invoke(app, ["policy", "show"]).stdout)
     assert shown["version"] == fitted.version

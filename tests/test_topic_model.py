@@ -27,17 +27,22 @@ def test_classifiers_learn_topics_and_domain_and_survive_a_round_trip(tmp_path: 
     rng = np.random.default_rng(0)
     centers = {"tctn": rng.normal(size=8), "ncc": rng.normal(size=8), "gpld": rng.normal(size=8)}
     vecs = np.array([centers[t] + rng.normal(scale=0.1, size=8) for t in TOPICS], dtype=np.float32)
+    away = rng.normal(size=8)  # where the out-of-scope phrasings' vectors lie
+    oos_vecs = np.array([away + rng.normal(scale=0.1, size=8) for _ in range(3)], dtype=np.float32)
     m = TopicModel.fit(["tctn", "ncc", "gpld", "empty"], list(zip(TOPICS, TEXTS, strict=True)), vecs, TOPICS,
-                       ["thời tiết ngày mai", "nấu canh chua", "đăng ký kết hôn"])
+                       ["thời tiết ngày mai", "nấu canh chua", "đăng ký kết hôn"], oos_vecs)
     lp = m.lexical_logprob(["huong tro cap that nghiep"])[0]
     assert m.topics[int(np.argmax(lp))] == "tctn" and lp[3] < -20  # a topic without entries is never likely
     assert m.topics[int(np.argmax(m.dense_logprob(centers["ncc"][None])[0]))] == "ncc"
     dom = m.domain_logit(["thương binh được trợ cấp", "thời tiết ngày mai có mưa"])
     assert dom[0] > dom[1]
+    vdom = m.vector_domain_logit(np.array([centers["tctn"], away], dtype=np.float32))
+    assert vdom[0] > 0 > vdom[1]
     m.save(tmp_path)
     m2 = TopicModel.load(tmp_path)
     assert np.allclose(m2.lexical_logprob(["thuong binh"]), m.lexical_logprob(["thuong binh"]))
     assert np.allclose(m2.domain_logit(["nấu canh"]), m.domain_logit(["nấu canh"]))
+    assert np.allclose(m2.vector_domain_logit(oos_vecs), m.vector_domain_logit(oos_vecs))
 
 
 def test_domain_classifier_is_a_deterministic_average_of_bagged_fits() -> None:
