@@ -252,6 +252,9 @@ def build_index(
     done = 0
     say("embed", 0, total)
     for prefix, idxs in todo.items():
+        # Longest first, so that each chunk holds texts of about one length: the embedder pads a batch to its
+        # longest text, and unit order mixes one-line questions with 500-token answers.
+        idxs.sort(key=lambda r: -len(dense_texts[dense_rows[r]]))
         for s in range(0, len(idxs), 64):
             chunk = idxs[s: s + 64]
             vecs[chunk] = embedder.embed([dense_texts[dense_rows[r]] for r in chunk], prefix)

@@ -130,10 +130,13 @@ class TopicModel:
         tfidf = Tfidf.fit(list(texts) + list(out_of_domain))
         x = tfidf.transform(texts)
         y = np.array([tix[t] for t, _ in passages])
-        lex = logreg(LEXICAL_C).fit(x, y)
-        lex_coef, lex_bias = _full_rows(lex, len(topics), x.shape[1])
         yv = np.array([tix[t] for t in vector_topics])
-        dense = logreg(DENSE_C).fit(vectors, yv)
+        # The two topic classifiers are independent and their solver releases the GIL: fitted side by side.
+        with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+            lex_job = pool.submit(lambda: logreg(LEXICAL_C).fit(x, y))
+            dense_job = pool.submit(lambda: logreg(DENSE_C).fit(vectors, yv))
+            lex, dense = lex_job.result(), dense_job.result()
+        lex_coef, lex_bias = _full_rows(lex, len(topics), x.shape[1])
         dense_coef, dense_bias = _full_rows(dense, len(topics), vectors.shape[1])
         if out_of_domain:
             xo = tfidf.transform(list(out_of_domain))
