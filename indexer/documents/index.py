@@ -215,6 +215,9 @@ def build_doc_index(knowledge_dir: Path, index_root: Path, embedder: Embedder, *
         else:
             need.append(i)
     say("embed", 0, len(need))
+    # Longest first, so that each chunk holds units of about one length (the embedder pads a batch to its
+    # longest unit; articles run from one line to the model's 512 tokens).
+    need.sort(key=lambda i: -len(corpus.units[i]))
     for s in range(0, len(need), 64):
         idx = need[s: s + 64]
         vecs[idx] = embedder.embed([corpus.units[i] for i in idx], passage_prefix)
