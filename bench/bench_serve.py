@@ -295,7 +295,7 @@ def embedding_floor(questions: list[str], batch: int = 16) -> tuple[float, float
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--citizens", type=int, default=10, help="concurrent simulated citizens (1-200)")
+    ap.add_argument("--citizens", type=int, default=16, help="concurrent simulated citizens (1-200; the issue's load is 16)")
     ap.add_argument("--duration", type=float, default=30.0, help="seconds of load (at most 600)")
     ap.add_argument("--max-requests", type=int, default=50000, help="stop after this many questions")
     ap.add_argument("--questions", type=Path, default=REPO / "tests" / "data" / "dev-v2.jsonl")
