@@ -6,6 +6,11 @@ Needs a built index (`ldtbxh index build`). Prints per-stage timings (text pipel
 ranking, calculators: detection on every question, the computation on amount questions) so a
 regression can be traced. What a calculation adds (issue 12: under 5 ms at p95) is the ``calc`` stage on
 tests/data/amount-questions.jsonl.
+
+Then, in the same run, the floor: the model alone embedding exactly what ``ask`` embeds for each question
+(its processed body and asking sentences, one question per call, as ``ask`` does), and what ``ask`` costs
+beyond it. The serving path has a question-vector cache (``embed_cache_size``); ``ask`` here has none, so
+every round embeds every question again.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 
 from bot.assistant import Assistant
 from bot.config import load_settings
+from indexer.question import parse
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -53,6 +59,27 @@ def main() -> None:
           f"mean {statistics.mean(total):.1f} ms, max {max(total):.1f} ms")
     for k, v in stages.items():
         print(f"  {k:6s} p50 {pct(v, 50):.1f} ms  p95 {pct(v, 95):.1f} ms")
+
+    # The floor, measured now, on the same questions: the views are processed outside the timing.
+    r = assistant.retriever
+    seg = r.index.manifest.segmented_for_model
+    views = []
+    for q in qs:
+        parsed = parse(q)
+        texts = [parsed.body] + ([parsed.core] if parsed.core.strip() and parsed.core != parsed.body else [])
+        views.append([r.pipeline.process(t).dense_text(seg) for t in texts])
+    floor: list[float] = []
+    for _ in range(args.rounds):
+        for texts in views:
+            t = time.perf_counter()
+            r.embedder.embed(texts, r.query_prefix)
+            floor.append((time.perf_counter() - t) * 1000)
+    print(f"floor, the model alone on what ask embeds ({len(floor)} calls, same run): p50 {pct(floor, 50):.1f} ms, "
+          f"p95 {pct(floor, 95):.1f} ms, mean {statistics.mean(floor):.1f} ms")
+    beyond = [a - b for a, b in zip(total, floor, strict=True)]
+    print(f"ask beyond the floor (same question, same round): p50 {pct(beyond, 50):.1f} ms, "
+          f"p95 {pct(beyond, 95):.1f} ms; mean ask / mean floor = "
+          f"{statistics.mean(total) / statistics.mean(floor):.2f}")
 
 
 if __name__ == "__main__":
