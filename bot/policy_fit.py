@@ -309,7 +309,7 @@ def fit_and_validate(samples: Sequence[Sample], paths: Sequence[Path], *, folds:
 
     ``repeats`` > 1 repeats the cross-validation with as many fold assignments (seeds ``seed``,
     ``seed + 1``...) and pools the held-out predictions: on dev-v2 one assignment's top-1 differs from
-    another's by up to 1.5 points, so a single one can flatter or wrong a change. The rows returned (for
+    another's by up to 2.6 points, so a single one can flatter or wrong a change. The rows returned (for
     listing mistakes) are those of the first assignment."""
     runs = [predict_rows(samples, fit_policy, folds=folds, seed=seed + i)[0] for i in range(max(1, repeats))]
     pooled = [r for rows in runs for r in rows]
