@@ -119,12 +119,12 @@ def index_build(
     policy_file = version_path(settings.index_root, m.version) / "policy.json"
     if policy_file.exists():
         try:
-            Policy.load(policy_file)
+            fitted_model = Policy.load(policy_file).fitted.get("model")
         except PolicyError as exc:
+            fitted_model = None
             typer.echo(f"Warning: the answer policy published with this version cannot be used ({exc}). Running "
                        "servers keep serving the previous version and a new server will not start on this one: "
                        "run `ldtbxh policy fit tests/data/dev-v2.jsonl` and build again.", err=True)
-        fitted_model = json.loads(policy_file.read_text(encoding="utf-8")).get("fitted", {}).get("model")
         if fitted_model and fitted_model != m.model:
             typer.echo(f"Warning: the answer policy was fitted with {fitted_model}, this index embeds with {m.model}: "
                        "its thresholds may not hold; run `ldtbxh policy fit tests/data/dev-v2.jsonl` and build "
