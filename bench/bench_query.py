@@ -65,9 +65,7 @@ def main() -> None:
     seg = r.index.manifest.segmented_for_model
     views = []
     for q in qs:
-        parsed = parse(q)
-        texts = [parsed.body] + ([parsed.core] if parsed.core.strip() and parsed.core != parsed.body else [])
-        views.append([r.pipeline.process(t).dense_text(seg) for t in texts])
+        views.append([r.pipeline.process(t).dense_text(seg) for t in parse(q).views])
     floor: list[float] = []
     for _ in range(args.rounds):
         for texts in views:

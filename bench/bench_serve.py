@@ -287,9 +287,7 @@ def embedding_floor(questions: list[str], batch: int = 16) -> tuple[float, float
     seg = retriever.index.manifest.segmented_for_model
     views: list[str] = []
     for q in questions:
-        p = parse(q)
-        views += [retriever.pipeline.process(v).dense_text(seg)
-                  for v in ([p.body, p.core] if p.core.strip() and p.core != p.body else [p.body])]
+        views += [retriever.pipeline.process(v).dense_text(seg) for v in parse(q).views]
     return rate(questions), rate(views)
 
 

@@ -214,10 +214,7 @@ class Retriever:
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         parsed = parse(text)
-        views = [parsed.body]
-        if parsed.core.strip() and parsed.core != parsed.body:
-            views.append(parsed.core)
-        procs = [self.pipeline.process(v) for v in views]
+        procs = [self.pipeline.process(v) for v in parsed.views]
         timings["text"] = (time.perf_counter() - t0) * 1000
 
         t1 = time.perf_counter()

@@ -82,6 +82,12 @@ class ParsedQuestion:
         return kept[-1] if kept else self.text
 
     @property
+    def views(self) -> list[str]:
+        """What retrieval reads (and embeds): the body, then the core when it is another text."""
+        core = self.core
+        return [self.body, core] if core.strip() and core != self.body else [self.body]
+
+    @property
     def is_story(self) -> bool:
         """More than the ask: a context sentence, or several sentences."""
         return any(s.role == "context" for s in self.sentences)
