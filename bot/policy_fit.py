@@ -176,13 +176,14 @@ def _figures(a: dict[str, np.ndarray], th: Thresholds) -> dict[str, float]:
     choices = ~answer & (scope >= th.choice_min_scope) & (mass >= th.choice_min_mass)
     n_in, n_out = max(int(ins.sum()), 1), int((~ins).sum())
     right = (answer | choices) & ok[:, 0] & ins
-    in_three = ((answer & ok[:, 0]) | (choices & (ok & offered).any(axis=1))) & ins
+    holds_right = (ok & offered).any(axis=1)  # the choice list would show an acceptable topic
+    in_three = ((answer & ok[:, 0]) | (choices & holds_right)) & ins
     return {
         "top1": right.sum() / n_in,
         "recall3": in_three.sum() / n_in,
         "direct": (answer & ins).sum() / n_in,
         "wrong": (answer & ~ok[:, 0] & ins).sum() / n_in,
-        "wrong_choices": (choices & ins & ~(ok & offered).any(axis=1)).sum() / n_in,
+        "wrong_choices": (choices & ins & ~holds_right).sum() / n_in,
         "declined": (~(answer | choices) & ~ins).sum() / n_out if n_out else 1.0,
     }
 
