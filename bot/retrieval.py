@@ -124,11 +124,16 @@ class _Membership:
     def weighted(self, tokens: list[str], weights: np.ndarray) -> np.ndarray:
         """For each set: the sum of the weights of the tokens it contains."""
         hit = [(self.column[t], w) for t, w in zip(tokens, weights, strict=True) if t in self.column]
+        n_sets = self.matrix.shape[1]
         if not hit:
-            return np.zeros(self.matrix.shape[1])
+            return np.zeros(n_sets)
+        # The sets of each token are a slice of the CSR arrays; summing their weights with one bincount
+        # avoids slicing the sparse matrix (about 0.5 ms of scipy overhead per call, several calls a question).
+        indptr, indices = self.matrix.indptr, self.matrix.indices
         rows = np.array([r for r, _ in hit])
         w = np.array([w for _, w in hit])
-        return np.asarray(self.matrix[rows].T @ w).ravel()
+        members = np.concatenate([indices[indptr[r]:indptr[r + 1]] for r in rows])
+        return np.bincount(members, weights=np.repeat(w, indptr[rows + 1] - indptr[rows]), minlength=n_sets)
 
 
 def _rescale(cos: np.ndarray) -> np.ndarray:
@@ -227,9 +232,8 @@ class Retriever:
         n_e = len(self.entry_ids)
         vecs = idx.vectors
         restored = [p.restored for p in procs]
-        words_lp = tm.lexical_logprob(restored)
+        words_lp, domain = tm.lexical(restored)
         vector_lp = tm.dense_logprob(qv)
-        domain = tm.domain_logit(restored)
         vdomain = tm.vector_domain_logit(qv)
         per_view = []
         entry_dense = np.full(n_e, -1.0)

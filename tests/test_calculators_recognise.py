@@ -149,3 +149,17 @@ def test_region_age_count_and_formatting() -> None:
     assert num.format_money(4_800_000) == "4.800.000 đ"
     assert num.format_coefficient(1.5) == "1,5" and num.format_coefficient(2.0) == "2,0"
     assert "1968" not in " ".join(str(f.value) for f in num.money(_tokens("những năm 1968-1972")))
+
+
+def test_contains_finds_the_first_whole_phrase_within_the_bounds() -> None:
+    toks = ["a", "b", "a", "b", "c", "a"]
+    assert num.contains(toks, ("a", "b", "c")) == 2
+    assert num.contains(toks, ("a",)) == 0
+    assert num.contains(toks, ("a",), 1) == 2
+    assert num.contains(toks, ("a",), 3) == 5  # the last token
+    assert num.contains(toks, ("b", "c"), 0, 4) == -1  # would end past ``end``
+    assert num.contains(toks, ("b", "c"), 0, 5) == 3
+    assert num.contains(toks, ("c", "a", "x")) == -1  # would run past the tokens
+    assert num.contains(toks, ("x",)) == -1
+    assert num.contains(toks, ()) == -1
+    assert num.contains([], ("a",)) == -1

@@ -106,10 +106,16 @@ def contains(tokens: list[str], phrase: tuple[str, ...], start: int = 0, end: in
     m = len(phrase)
     if m == 0:
         return -1
-    first = phrase[0]
-    for i in range(start, end - m + 1):
-        if tokens[i] == first and tuple(tokens[i:i + m]) == phrase:
+    first, last = phrase[0], end - m
+    i = start
+    while i <= last:
+        try:  # list.index scans in C: this runs hundreds of times per question (calculator keywords)
+            i = tokens.index(first, i, last + 1)
+        except ValueError:
+            return -1
+        if m == 1 or tuple(tokens[i:i + m]) == phrase:
             return i
+        i += 1
     return -1
 
 
