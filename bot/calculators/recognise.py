@@ -101,7 +101,8 @@ class Recogniser:
         an amount, names the calculator's subject, gives one of its numbers or choices (not just an age)
         and has none of those phrases: "... xin giám định lại? Còn thương binh 71% được bao nhiêu?"."""
         excluded = calc.config.get("exclude", ())
-        if any(_has(tokens, ph) for ph in excluded):
+        present = set(tokens)
+        if any(ph and ph[0] in present and _has(tokens, ph) for ph in excluded):
             own = {s.name for s in calc.inputs if s.type != "age" and not s.derived_from_age}
             best = 0.0
             for s in _sentences(tokens):
@@ -113,8 +114,9 @@ class Recogniser:
 
     def _keyword_score(self, calc: Calculator, tokens: list[str], today: dt.date) -> float:
         best = 0.0
+        present = set(tokens)  # most keywords are absent: their first token says so without a scan
         for ph, weight in calc.keywords:
-            if weight > best and _has(tokens, ph):
+            if weight > best and ph and ph[0] in present and _has(tokens, ph):
                 best = weight
         if best and calc.boosts:
             for b in calc.boosts:
