@@ -28,8 +28,10 @@ from indexer.onnx_embed import (
     MARKER_NAME,
     ONNX_DIRNAME,
     OnnxEmbedder,
+    VOCAB_MAP_FILE,
     export_onnx,
     is_current,
+    kept_piece,
     length_buckets,
 )
 from tests.support import model_env
@@ -84,7 +86,7 @@ def test_racing_exports_build_once_and_clean_up(exported: dict[str, Any]) -> Non
     assert is_current(target)
     marker = json.loads((target / MARKER_NAME).read_text(encoding="utf-8"))
     assert set(marker["files"]) == {"model.onnx", "model.onnx.data", "model-int8.onnx", "model-int8.onnx.data",
-                                    "tokenizer.json"}
+                                    "tokenizer.json", "vocab-map.npy"}
     assert marker["fused_operators"].get("Attention") == 12
     assert marker["check_min_cosine_to_torch"]["model.onnx"] >= 0.9999
     # the killed build's temp dir is gone; only the two model folders and their locks remain
@@ -159,6 +161,33 @@ def test_int8_close_to_fp32(fp32: OnnxEmbedder, int8: OnnxEmbedder) -> None:
     assert cos.mean() >= 0.97
     assert cos.min() >= 0.9
     assert [len(r) for r in int8.token_ids(TEXTS, "query: ")] == [len(r) for r in fp32.token_ids(TEXTS, "query: ")]
+
+
+def test_kept_piece_keeps_vietnamese_and_drops_other_scripts() -> None:
+    for piece in ("\u2581người", "đ", "Đ", "ượ", "\u2581Nghị", "ỹ", "123", "%", ",", "\u2581", "😀", "q", "w"):
+        assert kept_piece(piece), piece
+    for piece in ("東京", "\u2581привет", "ß", "ñ", "\u2581Müller", "ø", "ส", "ع"):
+        assert not kept_piece(piece), piece
+
+
+def test_compacted_vocabulary_loses_no_piece_of_the_knowledge_or_the_questions(
+        exported: dict[str, Any], fp32: OnnxEmbedder) -> None:
+    """Every piece of every dev-v2 question and of the curated knowledge keeps its own row (the vectors of
+    Vietnamese text are the whole model's: test_fp32_matches_sentence_transformers); a piece of another
+    script reads as <unk> and the text still gets a unit vector."""
+    folder = exported["cache"] / ONNX_DIRNAME
+    marker = json.loads((folder / MARKER_NAME).read_text(encoding="utf-8"))
+    assert 0 < marker["vocabulary"]["kept"] < marker["vocabulary"]["rows"] // 2
+    idmap = np.load(folder / VOCAB_MAP_FILE)
+    unk = int(idmap[3])
+    rows = [json.loads(line)["q"] for line in (HERE / "data" / "dev-v2.jsonl").read_text(encoding="utf-8").splitlines()]
+    knowledge = [p.read_text(encoding="utf-8") for p in sorted((REPO / "knowledge").rglob("*"))
+                 if p.suffix in (".yaml", ".md") and p.is_file()]
+    ids = [i for r in fp32.token_ids(rows + knowledge, "passage: ") for i in r]
+    lost = sorted({i for i in ids if i != 3 and idmap[i] == unk})
+    assert not lost, f"pieces of Vietnamese text dropped from the table: {lost[:20]}"
+    v = fp32.embed(["東京 Müller được trợ cấp không"], "query: ")
+    assert abs(float(np.linalg.norm(v[0])) - 1.0) < 1e-5
 
 
 def test_empty_and_names(fp32: OnnxEmbedder, int8: OnnxEmbedder) -> None:
