@@ -1,7 +1,7 @@
 """Serving benchmark: `ldtbxh serve`'s app under uvicorn, driven by concurrent simulated citizens.
 
     python bench/bench_serve.py [--citizens 16] [--duration 30] [--database sqlite|postgresql] [--cold-starts 3]
-                                [--max-requests 20000] [--fake] [--cache]
+                                [--max-requests 20000] [--fake] [--replay] [--cache]
 
 Starts the app (``handlers.server:app_from_env``) with uvicorn in a child process on 127.0.0.1, on a
 throw-away database (SQLite, or a database created on the local PostgreSQL and
@@ -55,6 +55,25 @@ def rss_mb(pid: int) -> float:
     except OSError:
         pass
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads) so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine so far (/proc/stat), for the share the run kept it busy."""
+    try:
+        v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = v[3] + (v[4] if len(v) > 4 else 0)
+        return float(sum(v) - idle), float(sum(v))
+    except (OSError, ValueError, IndexError):
+        return float("nan"), float("nan")
 
 
 def free_port() -> int:
@@ -168,6 +187,9 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
 
 async def run(args: argparse.Namespace, questions: list[str], work: Path, db: str) -> int:
     env, what = prepare(work, args.fake, db)
+    if args.replay:
+        env.update(replay_env(work / "replay", questions))
+        what += "; the model REPLAYED (its vectors looked up: serving's cost beyond the model)"
     what += f"; database {db.split('://', 1)[0]}"
     if not args.cache:
         env["LDTBXH_EMBED_CACHE_SIZE"] = "0"
@@ -197,6 +219,8 @@ async def run(args: argparse.Namespace, questions: list[str], work: Path, db: st
             budget = [args.max_requests]
             start = time.monotonic()
             cpu0 = os.times()
+            server_cpu0 = cpu_seconds(server.pid)
+            machine0 = machine_busy()
             deadline = start + args.duration
 
             async def citizen(n: int) -> None:
@@ -231,6 +255,8 @@ async def run(args: argparse.Namespace, questions: list[str], work: Path, db: st
             await asyncio.gather(*(citizen(n) for n in range(args.citizens)))
             elapsed = time.monotonic() - start
             cpu1 = os.times()
+            server_cpu = cpu_seconds(server.pid) - server_cpu0
+            machine1 = machine_busy()
             sampler.cancel()
             mem["end"] = rss_mb(server.pid)
     finally:
@@ -250,7 +276,11 @@ async def run(args: argparse.Namespace, questions: list[str], work: Path, db: st
     cores = os.cpu_count() or 1
     print(f"load generator CPU: {gen_cpu:.1f} s in {elapsed:.1f} s = {100 * gen_cpu / (elapsed * cores):.0f} % of "
           f"the machine's {cores} cores")
-    floor, floor_views = (float("nan"), float("nan")) if args.fake else embedding_floor(questions)
+    print(f"server CPU: {server_cpu:.1f} s in {elapsed:.1f} s = {100 * server_cpu / (elapsed * cores):.0f} % of "
+          f"the machine's {cores} cores; {1000 * server_cpu / max(1, n_ok + n_err):.1f} ms of CPU per question")
+    busy = (machine1[0] - machine0[0]) / max(1.0, machine1[1] - machine0[1])
+    print(f"the whole machine was busy {100 * busy:.0f} % of the time (server, database, load generator, rest)")
+    floor, floor_views = (float("nan"), float("nan")) if args.fake or args.replay else embedding_floor(questions)
     ratio = qps / floor if floor == floor and floor > 0 else float("nan")
     print(f"embedding floor (the model alone, batches of 16, same questions, same run): {floor:.1f} questions/s; "
           f"serving / floor = {100 * ratio:.0f} %")
@@ -259,6 +289,25 @@ async def run(args: argparse.Namespace, questions: list[str], work: Path, db: st
     ok = qps >= 150 and latencies and pct(latencies, 95) <= 150 and not errors and ratio >= 0.7
     print("targets (≥ 150 q/s, p95 ≤ 150 ms, no errors, ≥ 70 % of the floor): " + ("met" if ok else "NOT met"))
     return 0
+
+
+def replay_env(folder: Path, questions: list[str]) -> dict[str, str]:
+    """Embed with the configured model every text the server will embed for ``questions``; the environment
+    that makes the server look them up instead (:mod:`bench.replay_embedder`)."""
+    from bench.replay_embedder import ENV, save
+    from bot.assistant import Assistant
+    from bot.config import load_settings
+    from indexer.question import parse
+
+    settings = load_settings()
+    retriever = Assistant.from_settings(settings).retriever
+    seg = retriever.index.manifest.segmented_for_model
+    texts = list(dict.fromkeys(retriever.pipeline.process(v).dense_text(seg) for q in questions
+                               for v in parse(q).views))
+    vectors = retriever.embedder.embed(texts, settings.query_prefix)
+    save(folder, retriever.embedder.name, int(retriever.embedder.dim),
+         [(settings.query_prefix, t) for t in texts], vectors)
+    return {"LDTBXH_TEST_EMBEDDER": "bench.replay_embedder:replay_embedder", ENV: str(folder)}
 
 
 def embedding_floor(questions: list[str], batch: int = 16) -> tuple[float, float]:
@@ -278,17 +327,23 @@ def embedding_floor(questions: list[str], batch: int = 16) -> tuple[float, float
     embedder.embed(questions[:batch], settings.query_prefix)
 
     def rate(texts: list[str]) -> float:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for i in range(0, len(texts), batch):
             embedder.embed(texts[i:i + batch], settings.query_prefix)
+        cpu_ms[len(cpu_ms)] = 1000 * (time.process_time() - c) / len(questions)
         return len(questions) / (time.perf_counter() - t)
+
+    cpu_ms: dict[int, float] = {}
 
     retriever = Assistant.from_settings(settings, embedder=embedder).retriever
     seg = retriever.index.manifest.segmented_for_model
     views: list[str] = []
     for q in questions:
         views += [retriever.pipeline.process(v).dense_text(seg) for v in parse(q).views]
-    return rate(questions), rate(views)
+    floors = rate(questions), rate(views)
+    print(f"the model alone, CPU per question: {cpu_ms[0]:.1f} ms on the questions as typed, {cpu_ms[1]:.1f} ms on "
+          "what the server embeds")
+    return floors
 
 
 def main() -> None:
@@ -298,6 +353,9 @@ def main() -> None:
     ap.add_argument("--max-requests", type=int, default=50000, help="stop after this many questions")
     ap.add_argument("--questions", type=Path, default=REPO / "tests" / "data" / "dev-v2.jsonl")
     ap.add_argument("--fake", action="store_true", help="use a tiny index with the fake embedder")
+    ap.add_argument("--replay", action="store_true",
+                    help="the real index, the model's vectors computed beforehand and looked up by the server: "
+                         "what serving costs beyond the model")
     ap.add_argument("--cache", action="store_true",
                     help="keep the server's question-vector cache on (off by default: every question runs the model)")
     ap.add_argument("--no-cache", action="store_true", help="the default; kept for old command lines")

@@ -120,7 +120,10 @@ class Dialogue:
         t0 = time.perf_counter()
         text = (msg.text or "").strip()
         payload = (msg.payload or "").strip()
-        if self._flooding(msg):
+        with self.store.db.unit():  # both reads in one round of the database
+            flooding = self._flooding(msg)
+            state = self.store.states.get(msg.channel, msg.chat_id, max_age=timedelta(hours=24))
+        if flooding:
             return [Reply("Bạn gửi tin nhắn nhanh quá. Vui lòng đợi khoảng một phút rồi hỏi tiếp nhé.",
                           kind=ReplyKind.ERROR)]
         if payload.startswith(MEDIA):
@@ -134,7 +137,6 @@ class Dialogue:
             self._log(msg, reply, t0, text=text[:200] + "…")
             return [reply]
 
-        state = self.store.states.get(msg.channel, msg.chat_id, max_age=timedelta(hours=24))
         assistant = self.holder.current
         if payload == HELP or _COMMANDS.match(text):
             return self._reply(msg, help_reply(self.settings.department.dept_name), t0, None)
@@ -145,22 +147,24 @@ class Dialogue:
                                               kind=ReplyKind.ERROR), t0, state)
             reply = assistant.answer_reply(entry_id)
             question = (state or {}).get("last_question") or ""
-            rid = self._log(msg, reply, t0, text=question)
-            self.store.states.set(msg.channel, msg.chat_id, {
-                "last_question": question, "last_entry": entry_id,
-                "last_request_id": rid if question else (state or {}).get("last_request_id")})
+            with self.store.db.unit():
+                rid = self._log(msg, reply, t0, text=question)
+                self.store.states.set(msg.channel, msg.chat_id, {
+                    "last_question": question, "last_entry": entry_id,
+                    "last_request_id": rid if question else (state or {}).get("last_request_id")})
             return [reply]
         if payload == REPHRASE:
-            question = (state or {}).get("last_question")
-            if question:
-                self.store.requests.log_unanswered(msg.channel, msg.chat_id, question,
-                                                   request_id=(state or {}).get("last_request_id"))
             reply = Reply(
                 "Dạ, bạn vui lòng hỏi lại bằng cách khác: nói rõ việc bạn cần (ví dụ: \"làm hồ sơ trợ cấp thất "
                 "nghiệp cần giấy tờ gì\") hoặc đối tượng (người có công, người khuyết tật, trẻ em...).\n"
                 "Nếu muốn cán bộ gọi lại, bấm \"Gặp cán bộ\".",
                 kind=ReplyKind.INFO, buttons=[Button("Gặp cán bộ", FOLLOWUP_START)])
-            return self._reply(msg, reply, t0, state)
+            question = (state or {}).get("last_question")
+            with self.store.db.unit():
+                if question:
+                    self.store.requests.log_unanswered(msg.channel, msg.chat_id, question,
+                                                       request_id=(state or {}).get("last_request_id"))
+                return self._reply(msg, reply, t0, state)
         if payload.startswith(DETAILS):
             reply = assistant.details_reply(payload[len(DETAILS):])
             return self._reply(msg, reply, t0, state)
@@ -187,10 +191,11 @@ class Dialogue:
             outcome = assistant.continue_calculation(payload or text, pending)
             if outcome is not None:
                 question = (state or {}).get("last_question") or mask_text(text)
-                rid = self._log(msg, outcome.reply, t0, text=text or question)
-                self.store.states.set(msg.channel, msg.chat_id, {
-                    "last_question": question, "last_request_id": rid, "last_entry": None,
-                    "calculation": outcome.calculation})
+                with self.store.db.unit():
+                    rid = self._log(msg, outcome.reply, t0, text=text or question)
+                    self.store.states.set(msg.channel, msg.chat_id, {
+                        "last_question": question, "last_request_id": rid, "last_entry": None,
+                        "calculation": outcome.calculation})
                 return [outcome.reply]
             if payload:
                 return self._reply(msg, Reply("Câu hỏi tính toán này đã hết hiệu lực. Bạn vui lòng hỏi lại, "
@@ -201,11 +206,19 @@ class Dialogue:
         outcome = assistant.ask(text)
         reply = outcome.reply
         normalized = outcome.search.query.restored if outcome.search else None
-        rid = self._log(msg, reply, t0, text=text, normalized=normalized)
-        if reply.kind in (ReplyKind.FALLBACK, ReplyKind.DOCUMENT):
-            # A clause quoted from the legal texts is not a curated answer: officers still see the question
-            # (its request, kind "document", says it was answered from documents).
-            self.store.requests.log_unanswered(msg.channel, msg.chat_id, text, normalized=normalized, request_id=rid)
+        with self.store.db.unit():  # the request, the officers' queue and the chat state: one commit
+            rid = self._log(msg, reply, t0, text=text, normalized=normalized)
+            if reply.kind in (ReplyKind.FALLBACK, ReplyKind.DOCUMENT):
+                # A clause quoted from the legal texts is not a curated answer: officers still see the
+                # question (its request, kind "document", says it was answered from documents).
+                self.store.requests.log_unanswered(msg.channel, msg.chat_id, text, normalized=normalized,
+                                                   request_id=rid)
+            self.store.states.set(msg.channel, msg.chat_id, self._state_after(reply, outcome, text, rid, state))
+        return [notice, reply] if notice is not None else [reply]
+
+    @staticmethod
+    def _state_after(reply: Reply, outcome: Any, text: str, rid: int, state: dict[str, Any] | None) -> dict[str, Any]:
+        """The chat's state after a question was answered (or declined)."""
         new_state: dict[str, Any] = {"last_question": mask_text(text), "last_request_id": rid,
                                      "last_entry": reply.entry_id if reply.kind == ReplyKind.ANSWER else None}
         if reply.kind == ReplyKind.DOCUMENT:
@@ -217,8 +230,7 @@ class Dialogue:
             new_state["offered"] = [b.payload[len(PICK):] for b in reply.buttons if b.payload.startswith(PICK)]
         if state and state.get("last_ticket"):
             new_state["last_ticket"] = state["last_ticket"]
-        self.store.states.set(msg.channel, msg.chat_id, new_state)
-        return [notice, reply] if notice is not None else [reply]
+        return new_state
 
     def _flow_log_text(self, flow: object, msg: Incoming, state: dict[str, Any] | None) -> str | None:
         """What the request log keeps of a message answered by a flow: never the name, phone or the
@@ -232,12 +244,17 @@ class Dialogue:
 
     def _reply(self, msg: Incoming, reply: Reply, t0: float, state: dict[str, Any] | None,
                text: str | None = None) -> list[Reply]:
-        self._log(msg, reply, t0, text=text)
-        self.store.states.set(msg.channel, msg.chat_id, state)
+        with self.store.db.unit():
+            self._log(msg, reply, t0, text=text)
+            self.store.states.set(msg.channel, msg.chat_id, state)
         return [reply]
 
     def _feedback(self, msg: Incoming, state: dict[str, Any] | None, helpful: bool, t0: float) -> list[Reply]:
         st = state or {}
+        with self.store.db.unit():
+            return self._feedback_in_unit(msg, st, helpful, t0)
+
+    def _feedback_in_unit(self, msg: Incoming, st: dict[str, Any], helpful: bool, t0: float) -> list[Reply]:
         self.store.requests.add_feedback(msg.channel, msg.chat_id, helpful, request_id=st.get("last_request_id"),
                                 entry_id=st.get("last_entry"))
         if helpful:

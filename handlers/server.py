@@ -39,7 +39,7 @@ from bot.runtime import AssistantHolder
 from bot.storage import Storage
 from handlers.channels import Channel, configured_channels
 from handlers.console.router import console_router
-from handlers.http import error_response
+from handlers.http import SecurityHeaders, error_response
 from handlers.inbox import InboxWorker, WebInbox
 from handlers.outbox import OutboxDeliverer
 from handlers.web import web_router
@@ -150,12 +150,7 @@ def create_app(settings: Settings, dialogue: Dialogue | None = None, *,
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(500, APOLOGY)
 
-    @app.middleware("http")
-    async def _headers(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

@@ -240,6 +240,15 @@ def web_router(settings: Settings, dialogue: Dialogue, serve: ServeSettings) -> 
             purge_now_and_then()
         return replies
 
+    def answer(req: ChatRequest, msg: Incoming, rec_id: int, token: str) -> list[dict[str, Any]]:
+        """The replies (as JSON), stored with the inbox event: one trip to the thread pool per message."""
+        body = [reply_json(r) for r in converse(req, msg)]
+        try:
+            inbox.complete(rec_id, token, result=body)
+        except Exception as exc:  # answered anyway; the stored claim lapses and a retry is answered again
+            log.warning("web chat: the answer could not be stored (%s)", type(exc).__name__)
+        return body
+
     def acknowledge_shown(chat_id: str, ids: list[int]) -> int:
         if kept(chat_id):
             for m in outbox.pending_for_chat(CHANNEL, chat_id, limit=100):
@@ -281,7 +290,7 @@ def web_router(settings: Settings, dialogue: Dialogue, serve: ServeSettings) -> 
             return await _stored_answer(request, event_id)
         assert rec.claim_token is not None
         try:
-            replies = await run_blocking(request.app, converse, req, msg)
+            body = await run_blocking(request.app, answer, req, msg, rec.id, rec.claim_token)
         except DatabaseError as exc:  # the inbox worker answers it once the database is back
             log.error("web chat: the database failed while answering (%s)", type(exc).__name__)
             with contextlib.suppress(Exception):  # soon, if the database is already back
@@ -293,11 +302,6 @@ def web_router(settings: Settings, dialogue: Dialogue, serve: ServeSettings) -> 
             with contextlib.suppress(Exception):
                 await run_blocking(request.app, inbox.complete, rec.id, rec.claim_token, state="failed")
             return error_response(500, APOLOGY)
-        body = [reply_json(r) for r in replies]
-        try:
-            await run_blocking(request.app, inbox.complete, rec.id, rec.claim_token, result=body)
-        except Exception as exc:  # answered anyway; the stored claim lapses and a retry is answered again
-            log.warning("web chat: the answer could not be stored (%s)", type(exc).__name__)
         return JSONResponse({"replies": body})
 
     async def _allowed(request: Request, chat_id: str, source: str) -> bool:

@@ -9,6 +9,7 @@ refuses to run on a schema that is behind.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -157,7 +158,12 @@ def check_schema_current(engine: Engine) -> None:
 
 
 class Database:
-    """One engine and its sessions. Every storage module opens short transactions through it."""
+    """One engine and its sessions. Every storage module opens short transactions through it.
+
+    :meth:`unit` gathers the storage calls of a block into one transaction (one commit, all or nothing): the
+    dialogue's bookkeeping after an answer (request, unanswered question, chat state) is one round of the
+    database instead of three.
+    """
 
     def __init__(self, target: Settings | Engine | str, *, check_schema: bool = True,
                  sqlite_synchronous: Literal["FULL", "NORMAL"] | None = None) -> None:
@@ -166,6 +172,7 @@ class Database:
         if check_schema:
             check_schema_current(self.engine)
         self._sessions = session_factory(self.engine)
+        self._local = threading.local()
 
     @property
     def dialect(self) -> str:
@@ -173,9 +180,45 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session in a transaction: committed on success, rolled back on error."""
+        """A session in a transaction: committed on success, rolled back on error. Inside :meth:`unit` (in
+        the same thread) the unit's session: committed with the unit."""
+        joined: Session | None = getattr(self._local, "session", None)
+        if joined is not None:
+            yield joined
+            return
         with self._sessions.begin() as s:
             yield s
+
+    @contextmanager
+    def unit(self) -> Iterator[Session]:
+        """One transaction for every storage call inside the block (this thread): committed when the block
+        ends, rolled back as a whole if it raises. A unit inside a unit is the same unit.
+
+        Keep slow work (the model, a remote call) out of the block: the transaction is open while it runs
+        (on SQLite, from its first write on, every other writer waits). Calls inside must not rely on
+        catching a failed statement (a unique key already taken) and going on: the database has then
+        abandoned the transaction; such calls use ``INSERT ... ON CONFLICT`` instead (:meth:`insert`).
+        """
+        joined: Session | None = getattr(self._local, "session", None)
+        if joined is not None:
+            yield joined
+            return
+        with self._sessions.begin() as s:
+            self._local.session = s
+            try:
+                yield s
+            finally:
+                self._local.session = None
+
+    def insert(self, model: Any) -> Any:
+        """The dialect's ``INSERT`` for ``model`` (with ``on_conflict_do_nothing`` / ``_do_update``)."""
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(model)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(model)
 
     @contextmanager
     def unique(self, what: str) -> Iterator[None]:

@@ -21,7 +21,6 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from bot.messages import Button
@@ -78,17 +77,15 @@ class Inbox:
         """
         now = utcnow()
         token = secrets.token_hex(8) if claim_for is not None else None
-        row = InboxEvent(channel=channel, event_id=str(event_id)[:160], chat_id=str(chat_id)[:128],
-                         payload=payload, state="processing" if token else "pending", attempts=1 if token else 0,
-                         claim_token=token, claimed_until=now + claim_for if claim_for is not None else None,
-                         created_at=now, updated_at=now)
-        try:
-            with self.db.transaction() as s:
-                s.add(row)
-                s.flush()
-                return Recorded(row.id, token)
-        except IntegrityError:
-            return None
+        t = InboxEvent.__table__
+        stmt = self.db.insert(t).values(
+            channel=channel, event_id=str(event_id)[:160], chat_id=str(chat_id)[:128], payload=payload,
+            state="processing" if token else "pending", attempts=1 if token else 0, claim_token=token,
+            claimed_until=now + claim_for if claim_for is not None else None, created_at=now, updated_at=now)
+        with self.db.transaction() as s:  # a known event: no row, and no failed statement
+            new_id = s.execute(stmt.on_conflict_do_nothing(index_elements=["channel", "event_id"])
+                               .returning(t.c.id)).scalar()
+        return Recorded(int(new_id), token) if new_id is not None else None
 
     def find(self, channel: str, event_id: str) -> InboxEvent | None:
         with self.db.transaction() as s:
@@ -142,9 +139,9 @@ class Inbox:
         queued) when the claim is no longer ours."""
         now = utcnow()
         with self.db.transaction() as s:
-            res = s.execute(update(InboxEvent)
-                            .where(InboxEvent.id == item_id, InboxEvent.claim_token == claim_token,
-                                   InboxEvent.state == "processing")
+            t = InboxEvent.__table__
+            res = s.execute(update(t)
+                            .where(t.c.id == item_id, t.c.claim_token == claim_token, t.c.state == "processing")
                             .values(state=state, done_at=now, updated_at=now, payload=None, result=result,
                                     claimed_until=None))
             if getattr(res, "rowcount", 0) != 1:

@@ -53,12 +53,13 @@ class RateLimits:
 
     def check(self, limits: Sequence[Limit], *, record: bool = True) -> Refused | None:
         """The first limit already reached (nothing recorded), or None (and, with ``record``, one event
-        recorded for every key)."""
+        recorded for every key whose limit is not 0)."""
+        limits = [lim for lim in limits if lim.limit > 0]  # 0: no limit, nothing to count
+        if not limits:
+            return None
         now = utcnow()
         with self.db.transaction() as s:
             for lim in limits:
-                if lim.limit <= 0:
-                    continue
                 n, oldest = s.execute(select(func.count(RateEvent.id), func.min(RateEvent.created_at))
                                       .where(RateEvent.key == lim.key[:200],
                                              RateEvent.created_at >= now - lim.window)).one()

@@ -6,8 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, insert, select
 
 from bot.privacy import mask_text
 from bot.protocol import ReplyKind
@@ -74,33 +73,22 @@ class Requests:
         """
         if kind not in REQUEST_KINDS:
             raise ValueError(f"unknown request kind {kind!r}")
-        def insert(s: Session, ident: int) -> int:
-            row = RequestLog(identity_id=ident, question=mask_text(question),
-                             normalized=mask_text(normalized) if normalized else normalized, kind=str(kind),
-                             entry_id=entry_id, topic=topic, score=score, latency_ms=latency_ms,
-                             kb_version=kb_version)
-            s.add(row)
-            s.flush()
-            return int(row.id)
-
-        # A returning chat (most messages): its identity touched and the message stored in one transaction,
-        # one commit. A new chat's identity is created first, in its own race-safe transaction.
         with self.db.transaction() as s:
-            ident = self.identities.touch_in(s, channel, chat_id)
-            if ident is not None:
-                return insert(s, ident)
-        ident = self.identities.get_or_create(channel, chat_id)
-        with self.db.transaction() as s:
-            return insert(s, ident)
+            ident = self.identities.id_in(s, channel, chat_id)
+            return int(s.execute(insert(RequestLog.__table__).values(
+                identity_id=ident, question=mask_text(question),
+                normalized=mask_text(normalized) if normalized else normalized, kind=str(kind), entry_id=entry_id,
+                topic=topic, score=score, latency_ms=latency_ms, kb_version=kb_version,
+            ).returning(RequestLog.__table__.c.id)).scalar_one())
 
     def count_since(self, channel: str, chat_id: str, since: datetime) -> int:
         """How many messages this chat sent since ``since`` (for flood limiting across processes)."""
+        r, c = RequestLog.__table__.c, ChatIdentity.__table__.c
         with self.db.transaction() as s:
             return int(s.scalar(
-                select(func.count(RequestLog.id))
-                .join(ChatIdentity, ChatIdentity.id == RequestLog.identity_id)
-                .where(ChatIdentity.channel == channel, ChatIdentity.external_id == str(chat_id),
-                       RequestLog.created_at >= since)
+                select(func.count(r.id))
+                .select_from(RequestLog.__table__.join(ChatIdentity.__table__, c.id == r.identity_id))
+                .where(c.channel == channel, c.external_id == str(chat_id), r.created_at >= since)
             ) or 0)
 
     # --- feedback -----------------------------------------------------------------------------------
@@ -117,13 +105,12 @@ class Requests:
     # --- unanswered questions -------------------------------------------------------------------------
     def log_unanswered(self, channel: str, chat_id: str, question: str, *, normalized: str | None = None,
                        request_id: int | None = None) -> int:
-        ident = self.identities.get_or_create(channel, chat_id)
         with self.db.transaction() as s:
-            row = Unanswered(identity_id=ident, request_id=request_id, question=mask_text(question),
-                             normalized=mask_text(normalized) if normalized else normalized, status="new")
-            s.add(row)
-            s.flush()
-            return row.id
+            ident = self.identities.id_in(s, channel, chat_id)
+            return int(s.execute(insert(Unanswered.__table__).values(
+                identity_id=ident, request_id=request_id, question=mask_text(question),
+                normalized=mask_text(normalized) if normalized else normalized, status="new",
+            ).returning(Unanswered.__table__.c.id)).scalar_one())
 
     def count_unanswered(self, status: str = "new") -> int:
         with self.db.transaction() as s:
