@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select, text, update
+from sqlalchemy import func, inspect, select, text, update
 
 from bot.messages import Button
 from bot.storage import AlreadyExists, Storage
+from bot.storage import engine as engine_module
 from bot.storage.engine import (
     SchemaBehindError,
     check_schema_current,
@@ -21,7 +24,7 @@ from bot.storage.engine import (
     make_engine,
 )
 from bot.storage.engine import upgrade as db_upgrade
-from bot.storage.models import Base, ConversationState, Outbox, RequestLog, utcnow
+from bot.storage.models import Base, ChatIdentity, ConversationState, Outbox, RequestLog, utcnow
 
 EXPECTED_TABLES = {
     "chat_identities",
@@ -102,6 +105,66 @@ def test_identity_is_created_once_per_channel_and_chat(store: Storage) -> None:
     assert store.identities.get_or_create("telegram", "1001") == a
     assert store.identities.get_or_create("zalo", "1001") != a
     assert store.identities.get_or_create("telegram", "1002") != a
+
+
+def test_identity_is_one_row_when_a_new_chat_races_with_itself(store: Storage) -> None:
+    """Two messages of a new chat stored at once get the same identity, and no statement fails (so the
+    bookkeeping can run inside a unit)."""
+    with ThreadPoolExecutor(8) as pool:
+        ids = set(pool.map(lambda _: store.identities.get_or_create("zalo", "racing-chat"), range(16)))
+    assert len(ids) == 1
+    with store.db.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(ChatIdentity).where(
+            ChatIdentity.external_id == "racing-chat")) == 1
+
+
+def test_a_unit_commits_its_calls_together_or_not_at_all(store: Storage) -> None:
+    with store.db.unit():
+        rid = store.requests.log("web", "unit-1", "câu hỏi một", kind="fallback")
+        store.requests.log_unanswered("web", "unit-1", "câu hỏi một", request_id=rid)
+        store.states.set("web", "unit-1", {"last_request_id": rid})
+        with store.db.unit():  # a unit inside a unit is the same unit
+            store.states.set("web", "unit-1", {"last_request_id": rid, "n": 2})
+    assert store.states.get("web", "unit-1") == {"last_request_id": rid, "n": 2}
+    assert [u.request_id for u in store.requests.list_unanswered()] == [rid]
+
+    with pytest.raises(RuntimeError), store.db.unit():
+        store.requests.log("web", "unit-2", "câu hỏi hai", kind="fallback")
+        store.states.set("web", "unit-2", {"x": 1})
+        raise RuntimeError("the answer failed")
+    assert store.states.get("web", "unit-2") is None
+    with store.db.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(RequestLog).where(RequestLog.question == "câu hỏi hai")) == 0
+
+
+def test_the_inbox_records_an_event_once(store: Storage) -> None:
+    first = store.inbox.record("web", "chat:m1", "chat", {"text": "a"}, claim_for=timedelta(seconds=30))
+    assert first is not None and first.claim_token
+    assert store.inbox.record("web", "chat:m1", "chat", {"text": "a"}) is None
+    assert store.inbox.record("telegram", "chat:m1", "chat", {"text": "a"}) is not None
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_killed_while_idle_is_replaced_unseen(pg_database: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ping on every checkout; a connection idle for longer than the threshold is checked first."""
+    engine = make_engine(pg_database, pool_size=1, max_overflow=0)
+    admin = make_engine(pg_database, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as c:
+            before = c.execute(text("SELECT pg_backend_pid()")).scalar()
+        with engine.connect() as c:  # used a moment ago: no ping, the same connection
+            assert c.execute(text("SELECT pg_backend_pid()")).scalar() == before
+        with admin.connect() as c:
+            assert c.execute(text("SELECT pg_terminate_backend(:p)"), {"p": before}).scalar()
+        monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+        time.sleep(0.05)
+        with engine.connect() as c:  # idle: pinged, found dead, replaced
+            after = c.execute(text("SELECT pg_backend_pid()")).scalar()
+        assert after != before
+    finally:
+        engine.dispose()
+        admin.dispose()
 
 
 def test_requests_unanswered_and_feedback(store: Storage) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
@@ -71,8 +72,40 @@ def make_engine(target: Settings | str, *, sqlite_synchronous: Literal["FULL", "
             cur.close()
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_after_idle(engine)
+    return engine
+
+
+PING_AFTER_IDLE_SECONDS = 2.0
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    """Check a pooled connection before use when it sat idle for more than ``PING_AFTER_IDLE_SECONDS``
+    (the database may have restarted meanwhile); a dead one is replaced, unseen by the caller.
+
+    SQLAlchemy's ``pool_pre_ping`` does this on every checkout: a round trip per transaction, a tenth of a
+    busy server's database work. A connection used a moment ago is alive or its failure is the database's
+    going down now, which no ping prevents (the caller then gets :data:`DatabaseError`, and SQLAlchemy
+    replaces every pooled connection).
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since <= PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            cur = dbapi_conn.cursor()
+            cur.execute("SELECT 1")
+            cur.close()
+            dbapi_conn.rollback()
+        except Exception as exc:
+            raise DisconnectionError(f"pooled connection is dead ({type(exc).__name__})") from exc
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
