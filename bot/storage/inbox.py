@@ -18,9 +18,10 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from bot.messages import Button
@@ -63,9 +64,20 @@ def reply_quote(question: str, limit: int = 120) -> str:
     return q if len(q) <= limit else q[: limit - 1] + "…"
 
 
+_T = InboxEvent.__table__
+_COMPLETE = (update(_T).where(_T.c.id == bindparam("item_id"), _T.c.claim_token == bindparam("token"),
+                              _T.c.state == "processing"))
+"""Built once (statement and cache key): it runs on every message; the new values are the parameters."""
+
+
 class Inbox:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    @cached_property
+    def _insert_new(self) -> Any:
+        return (self.db.insert(_T).on_conflict_do_nothing(index_elements=["channel", "event_id"])
+                .returning(_T.c.id))
 
     # --- recording ---------------------------------------------------------------------------------
     def record(self, channel: str, event_id: str, chat_id: str, payload: dict[str, Any], *,
@@ -77,14 +89,12 @@ class Inbox:
         """
         now = utcnow()
         token = secrets.token_hex(8) if claim_for is not None else None
-        t = InboxEvent.__table__
-        stmt = self.db.insert(t).values(
-            channel=channel, event_id=str(event_id)[:160], chat_id=str(chat_id)[:128], payload=payload,
-            state="processing" if token else "pending", attempts=1 if token else 0, claim_token=token,
-            claimed_until=now + claim_for if claim_for is not None else None, created_at=now, updated_at=now)
+        row = {"channel": channel, "event_id": str(event_id)[:160], "chat_id": str(chat_id)[:128],
+               "payload": payload, "state": "processing" if token else "pending", "attempts": 1 if token else 0,
+               "claim_token": token, "claimed_until": now + claim_for if claim_for is not None else None,
+               "created_at": now, "updated_at": now}
         with self.db.transaction() as s:  # a known event: no row, and no failed statement
-            new_id = s.execute(stmt.on_conflict_do_nothing(index_elements=["channel", "event_id"])
-                               .returning(t.c.id)).scalar()
+            new_id = s.execute(self._insert_new, row).scalar()
         return Recorded(int(new_id), token) if new_id is not None else None
 
     def find(self, channel: str, event_id: str) -> InboxEvent | None:
@@ -139,11 +149,9 @@ class Inbox:
         queued) when the claim is no longer ours."""
         now = utcnow()
         with self.db.transaction() as s:
-            t = InboxEvent.__table__
-            res = s.execute(update(t)
-                            .where(t.c.id == item_id, t.c.claim_token == claim_token, t.c.state == "processing")
-                            .values(state=state, done_at=now, updated_at=now, payload=None, result=result,
-                                    claimed_until=None))
+            res = s.execute(_COMPLETE, {"item_id": item_id, "token": claim_token, "state": state, "done_at": now,
+                                        "updated_at": now, "payload": None, "result": result,
+                                        "claimed_until": None})
             if getattr(res, "rowcount", 0) != 1:
                 return False  # nothing was changed
             if replies and outbox_channel and chat_id is not None:

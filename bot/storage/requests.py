@@ -6,14 +6,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 
 from bot.privacy import mask_text
 from bot.protocol import ReplyKind
 from bot.storage.audit import record
 from bot.storage.engine import Database
 from bot.storage.identities import Identities
-from bot.storage.models import ChatIdentity, Feedback, RequestLog, Unanswered
+from bot.storage.models import ChatIdentity, Feedback, RequestLog, Unanswered, utcnow
 from bot.storage.outbox import new_message
 
 UNANSWERED_STATUSES = ("new", "answered", "dismissed", "out_of_scope")
@@ -58,6 +58,14 @@ class ReplyResult:
     messages: int
 
 
+_R, _C = RequestLog.__table__, ChatIdentity.__table__
+_INSERT_REQUEST = insert(_R).returning(_R.c.id)
+"""Statements built once (statement and cache key): they run on every message."""
+_COUNT_SINCE = (select(func.count(_R.c.id)).select_from(_R.join(_C, _C.c.id == _R.c.identity_id))
+                .where(_C.c.channel == bindparam("channel"), _C.c.external_id == bindparam("chat_id"),
+                       _R.c.created_at >= bindparam("since")))
+
+
 class Requests:
     def __init__(self, db: Database, identities: Identities) -> None:
         self.db = db
@@ -75,21 +83,17 @@ class Requests:
             raise ValueError(f"unknown request kind {kind!r}")
         with self.db.transaction() as s:
             ident = self.identities.id_in(s, channel, chat_id)
-            return int(s.execute(insert(RequestLog.__table__).values(
-                identity_id=ident, question=mask_text(question),
-                normalized=mask_text(normalized) if normalized else normalized, kind=str(kind), entry_id=entry_id,
-                topic=topic, score=score, latency_ms=latency_ms, kb_version=kb_version,
-            ).returning(RequestLog.__table__.c.id)).scalar_one())
+            return int(s.execute(_INSERT_REQUEST, {
+                "identity_id": ident, "question": mask_text(question),
+                "normalized": mask_text(normalized) if normalized else normalized, "kind": str(kind),
+                "entry_id": entry_id, "topic": topic, "score": score, "latency_ms": latency_ms,
+                "kb_version": kb_version, "created_at": utcnow(),
+            }).scalar_one())
 
     def count_since(self, channel: str, chat_id: str, since: datetime) -> int:
         """How many messages this chat sent since ``since`` (for flood limiting across processes)."""
-        r, c = RequestLog.__table__.c, ChatIdentity.__table__.c
         with self.db.transaction() as s:
-            return int(s.scalar(
-                select(func.count(r.id))
-                .select_from(RequestLog.__table__.join(ChatIdentity.__table__, c.id == r.identity_id))
-                .where(c.channel == channel, c.external_id == str(chat_id), r.created_at >= since)
-            ) or 0)
+            return int(s.scalar(_COUNT_SINCE, {"channel": channel, "chat_id": str(chat_id), "since": since}) or 0)
 
     # --- feedback -----------------------------------------------------------------------------------
     def add_feedback(self, channel: str, chat_id: str, helpful: bool, *, request_id: int | None = None,
