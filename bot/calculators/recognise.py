@@ -161,9 +161,11 @@ class Recogniser:
 
     # --- a new question -----------------------------------------------------------------------------
     def _fresh(self, tokens: list[str], today: dt.date) -> Detection | None:
+        if not self.has_cue(tokens):  # no amount asked: no calculator (and no need to score them)
+            return None
         scored = [(self.score(c, tokens, today), c) for c in self.loaded.calculators.values()]
         scored = [(s, c) for s, c in scored if s >= self.loaded.min_score]
-        if not scored or not self.has_cue(tokens):
+        if not scored:
             return None
         scored.sort(key=lambda sc: -sc[0])
         best_score, calc = scored[0]
