@@ -2,7 +2,9 @@
 
 :class:`Storage` opens the database (checking that its schema is current: otherwise
 :class:`~bot.storage.engine.SchemaBehindError` says ``run: ldtbxh db upgrade``) and gives one small
-repository per concern; each method runs its own short transaction.
+repository per concern; each method runs its own short transaction, or joins the caller's
+:meth:`~bot.storage.engine.Database.unit` (the dialogue stores a message's request, queue entry and chat
+state in one).
 
 ==================  =======================================================================
 ``identities``      chat identities (a citizen as one channel sees them)
