@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from bot.storage.engine import Database
 from bot.storage.models import ChatIdentity, ConversationState, utcnow
 
-IDENTITIES = ChatIdentity.__table__
-STATES = ConversationState.__table__
+IDENTITIES = cast(Table, ChatIdentity.__table__)
+STATES = cast(Table, ConversationState.__table__)
 
 
 class Identities:

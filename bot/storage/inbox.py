@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from bot.messages import Button
@@ -64,7 +64,7 @@ def reply_quote(question: str, limit: int = 120) -> str:
     return q if len(q) <= limit else q[: limit - 1] + "…"
 
 
-_T = InboxEvent.__table__
+_T = cast(Table, InboxEvent.__table__)
 _COMPLETE = (update(_T).where(_T.c.id == bindparam("item_id"), _T.c.claim_token == bindparam("token"),
                               _T.c.state == "processing"))
 """Built once (statement and cache key): it runs on every message; the new values are the parameters."""

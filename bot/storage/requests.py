@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import Table, bindparam, func, insert, select
 
 from bot.privacy import mask_text
 from bot.protocol import ReplyKind
@@ -58,7 +59,8 @@ class ReplyResult:
     messages: int
 
 
-_R, _C = RequestLog.__table__, ChatIdentity.__table__
+_R, _C = cast(Table, RequestLog.__table__), cast(Table, ChatIdentity.__table__)
+_U = cast(Table, Unanswered.__table__)
 _INSERT_REQUEST = insert(_R).returning(_R.c.id)
 """Statements built once (statement and cache key): they run on every message."""
 _COUNT_SINCE = (select(func.count(_R.c.id)).select_from(_R.join(_C, _C.c.id == _R.c.identity_id))
@@ -111,10 +113,10 @@ class Requests:
                        request_id: int | None = None) -> int:
         with self.db.transaction() as s:
             ident = self.identities.id_in(s, channel, chat_id)
-            return int(s.execute(insert(Unanswered.__table__).values(
+            return int(s.execute(insert(_U).values(
                 identity_id=ident, request_id=request_id, question=mask_text(question),
                 normalized=mask_text(normalized) if normalized else normalized, status="new",
-            ).returning(Unanswered.__table__.c.id)).scalar_one())
+            ).returning(_U.c.id)).scalar_one())
 
     def count_unanswered(self, status: str = "new") -> int:
         with self.db.transaction() as s:
