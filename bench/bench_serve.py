@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -297,17 +298,22 @@ def replay_env(folder: Path, questions: list[str]) -> dict[str, str]:
     from bench.replay_embedder import ENV, save
     from bot.assistant import Assistant
     from bot.config import load_settings
-    from indexer.question import parse
 
     settings = load_settings()
     retriever = Assistant.from_settings(settings).retriever
-    seg = retriever.index.manifest.segmented_for_model
-    texts = list(dict.fromkeys(retriever.pipeline.process(v).dense_text(seg) for q in questions
-                               for v in parse(q).views))
+    texts = list(dict.fromkeys(server_texts(retriever, questions)))
     vectors = retriever.embedder.embed(texts, settings.query_prefix)
     save(folder, retriever.embedder.name, int(retriever.embedder.dim),
          [(settings.query_prefix, t) for t in texts], vectors)
     return {"LDTBXH_TEST_EMBEDDER": "bench.replay_embedder:replay_embedder", ENV: str(folder)}
+
+
+def server_texts(retriever: Any, questions: list[str]) -> list[str]:
+    """What the server embeds for ``questions``: each one's processed body and asking sentences."""
+    from indexer.question import parse
+
+    seg = retriever.index.manifest.segmented_for_model
+    return [retriever.pipeline.process(v).dense_text(seg) for q in questions for v in parse(q).views]
 
 
 def embedding_floor(questions: list[str], batch: int = 16) -> tuple[float, float]:
@@ -316,7 +322,6 @@ def embedding_floor(questions: list[str], batch: int = 16) -> tuple[float, float
     from bot.assistant import Assistant
     from bot.config import load_settings
     from indexer.embed import make_embedder
-    from indexer.question import parse
 
     settings = load_settings()
     embedder = make_embedder(settings.embedding_model, settings.embedding_backend, settings.models_dir)
@@ -326,24 +331,18 @@ def embedding_floor(questions: list[str], batch: int = 16) -> tuple[float, float
     threadpool_limits(limits=1)  # as the server does: the model's pool owns the cores
     embedder.embed(questions[:batch], settings.query_prefix)
 
-    def rate(texts: list[str]) -> float:
+    def rate(texts: list[str]) -> tuple[float, float]:
+        """(questions per second, ms of CPU per question) embedding ``texts`` for the questions."""
         t, c = time.perf_counter(), time.process_time()
         for i in range(0, len(texts), batch):
             embedder.embed(texts[i:i + batch], settings.query_prefix)
-        cpu_ms[len(cpu_ms)] = 1000 * (time.process_time() - c) / len(questions)
-        return len(questions) / (time.perf_counter() - t)
-
-    cpu_ms: dict[int, float] = {}
+        return len(questions) / (time.perf_counter() - t), 1000 * (time.process_time() - c) / len(questions)
 
     retriever = Assistant.from_settings(settings, embedder=embedder).retriever
-    seg = retriever.index.manifest.segmented_for_model
-    views: list[str] = []
-    for q in questions:
-        views += [retriever.pipeline.process(v).dense_text(seg) for v in parse(q).views]
-    floors = rate(questions), rate(views)
-    print(f"the model alone, CPU per question: {cpu_ms[0]:.1f} ms on the questions as typed, {cpu_ms[1]:.1f} ms on "
+    (typed, typed_cpu), (views, views_cpu) = rate(questions), rate(server_texts(retriever, questions))
+    print(f"the model alone, CPU per question: {typed_cpu:.1f} ms on the questions as typed, {views_cpu:.1f} ms on "
           "what the server embeds")
-    return floors
+    return typed, views
 
 
 def main() -> None:

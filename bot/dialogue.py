@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.assistant import too_long_reply
+from bot.assistant import Outcome, too_long_reply
 from bot.config import Settings
 from bot.dossiers.sources import make_dossier_source
 from bot.followup import FollowUpFlow, reads_as_question
@@ -217,7 +217,8 @@ class Dialogue:
         return [notice, reply] if notice is not None else [reply]
 
     @staticmethod
-    def _state_after(reply: Reply, outcome: Any, text: str, rid: int, state: dict[str, Any] | None) -> dict[str, Any]:
+    def _state_after(reply: Reply, outcome: Outcome, text: str, rid: int,
+                     state: dict[str, Any] | None) -> dict[str, Any]:
         """The chat's state after a question was answered (or declined)."""
         new_state: dict[str, Any] = {"last_question": mask_text(text), "last_request_id": rid,
                                      "last_entry": reply.entry_id if reply.kind == ReplyKind.ANSWER else None}
@@ -252,19 +253,17 @@ class Dialogue:
     def _feedback(self, msg: Incoming, state: dict[str, Any] | None, helpful: bool, t0: float) -> list[Reply]:
         st = state or {}
         with self.store.db.unit():
-            return self._feedback_in_unit(msg, st, helpful, t0)
-
-    def _feedback_in_unit(self, msg: Incoming, st: dict[str, Any], helpful: bool, t0: float) -> list[Reply]:
-        self.store.requests.add_feedback(msg.channel, msg.chat_id, helpful, request_id=st.get("last_request_id"),
-                                entry_id=st.get("last_entry"))
-        if helpful:
-            reply = Reply("Cảm ơn bạn đã phản hồi! Bạn cần hỏi gì thêm cứ nhắn nhé.", kind=ReplyKind.INFO)
-        else:
-            question = st.get("last_question")
-            if question and not st.get("last_queued"):
-                self.store.requests.log_unanswered(msg.channel, msg.chat_id, question, request_id=st.get("last_request_id"))
-            reply = Reply(
-                "Cảm ơn bạn đã cho biết. Câu hỏi đã được chuyển để cán bộ xem lại câu trả lời.\n"
-                "Bạn có thể hỏi lại cụ thể hơn, hoặc bấm \"Gặp cán bộ\" để được gọi lại.",
-                kind=ReplyKind.INFO, buttons=[Button("Gặp cán bộ", FOLLOWUP_START)])
-        return self._reply(msg, reply, t0, st or None)
+            self.store.requests.add_feedback(msg.channel, msg.chat_id, helpful,
+                                             request_id=st.get("last_request_id"), entry_id=st.get("last_entry"))
+            if helpful:
+                reply = Reply("Cảm ơn bạn đã phản hồi! Bạn cần hỏi gì thêm cứ nhắn nhé.", kind=ReplyKind.INFO)
+            else:
+                question = st.get("last_question")
+                if question and not st.get("last_queued"):
+                    self.store.requests.log_unanswered(msg.channel, msg.chat_id, question,
+                                                       request_id=st.get("last_request_id"))
+                reply = Reply(
+                    "Cảm ơn bạn đã cho biết. Câu hỏi đã được chuyển để cán bộ xem lại câu trả lời.\n"
+                    "Bạn có thể hỏi lại cụ thể hơn, hoặc bấm \"Gặp cán bộ\" để được gọi lại.",
+                    kind=ReplyKind.INFO, buttons=[Button("Gặp cán bộ", FOLLOWUP_START)])
+            return self._reply(msg, reply, t0, st or None)

@@ -63,6 +63,7 @@ _R, _C = cast(Table, RequestLog.__table__), cast(Table, ChatIdentity.__table__)
 _U = cast(Table, Unanswered.__table__)
 _INSERT_REQUEST = insert(_R).returning(_R.c.id)
 """Statements built once (statement and cache key): they run on every message."""
+_INSERT_UNANSWERED = insert(_U).returning(_U.c.id)
 _COUNT_SINCE = (select(func.count(_R.c.id)).select_from(_R.join(_C, _C.c.id == _R.c.identity_id))
                 .where(_C.c.channel == bindparam("channel"), _C.c.external_id == bindparam("chat_id"),
                        _R.c.created_at >= bindparam("since")))
@@ -113,10 +114,10 @@ class Requests:
                        request_id: int | None = None) -> int:
         with self.db.transaction() as s:
             ident = self.identities.id_in(s, channel, chat_id)
-            return int(s.execute(insert(_U).values(
-                identity_id=ident, request_id=request_id, question=mask_text(question),
-                normalized=mask_text(normalized) if normalized else normalized, status="new",
-            ).returning(_U.c.id)).scalar_one())
+            return int(s.execute(_INSERT_UNANSWERED, {
+                "identity_id": ident, "request_id": request_id, "question": mask_text(question),
+                "normalized": mask_text(normalized) if normalized else normalized, "status": "new",
+            }).scalar_one())
 
     def count_unanswered(self, status: str = "new") -> int:
         with self.db.transaction() as s:
