@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,10 +74,22 @@ class Outcome:
             return []
         return [(o.topic, o.entry.entry_id) for o in self.decision.options]
 
+    @property
+    def related(self) -> list[tuple[str, str]]:
+        """(topic, entry id) of the related questions offered under an answer, in order."""
+        if self.decision is None or self.reply.kind != "answer":
+            return []
+        return [(o.topic, o.entry.entry_id) for o in self.decision.related]
+
 
 def too_long_reply(length: int, limit: int) -> Reply:
     return Reply(f"Tin nhắn dài quá ({length} ký tự). Bạn vui lòng hỏi ngắn gọn trong khoảng "
                  f"{limit} ký tự, mỗi lần một câu hỏi nhé.", kind=ReplyKind.ERROR)
+
+
+def _label(title: str) -> str:
+    """A button's label for an entry title (channels show about 60 characters)."""
+    return title if len(title) <= 60 else title[:57] + "..."
 
 
 def _fmt_date(iso: str) -> str:
@@ -140,7 +153,8 @@ class Assistant:
     def entry(self, entry_id: str) -> dict[str, Any] | None:
         return self.retriever.index.entries.get(entry_id)
 
-    def answer_reply(self, entry_id: str, score: float | None = None) -> Reply:
+    def answer_reply(self, entry_id: str, score: float | None = None, related: Sequence[str] = ()) -> Reply:
+        """The answer of an entry; ``related``: entry ids offered below it as related questions."""
         e = self.retriever.entry(entry_id)
         basis = "; ".join(e["legal_basis"][:2])
         text = self.render(e["answer"])
@@ -148,6 +162,10 @@ class Assistant:
         buttons = []
         if e["kind"] == "procedure" or (e.get("source") and self.entry(e["source"]) is not None):
             buttons.append(Button("Xem chi tiết", DETAILS + entry_id))
+        titles = [(rid, self.retriever.entry(rid)["title"]) for rid in related if rid != entry_id]
+        if titles:
+            text += "\n\nCó thể bạn muốn hỏi: " + "; ".join(f"\"{t}\"" for _, t in titles)
+            buttons += [Button(_label(t), PICK + rid) for rid, t in titles]
         buttons += [Button("👍 Hữu ích", FEEDBACK_YES), Button("👎 Chưa hữu ích", FEEDBACK_NO)]
         return Reply(text=text, kind=ReplyKind.ANSWER, buttons=buttons, topic=e["topic"], entry_id=entry_id,
                      score=score)
@@ -264,8 +282,7 @@ class Assistant:
             e = self.retriever.entry(option.entry.entry_id)
             title = e["title"]
             lines.append(f"{i}. {title}")
-            label = title if len(title) <= 60 else title[:57] + "..."
-            buttons.append(Button(label, PICK + option.entry.entry_id))
+            buttons.append(Button(_label(title), PICK + option.entry.entry_id))
         lines.append("Bấm vào một lựa chọn, hoặc hỏi lại cụ thể hơn.")
         buttons.append(Button("Không phải các ý trên", REPHRASE))
         return Reply(text="\n".join(lines), kind=ReplyKind.CHOICES, buttons=buttons)
@@ -353,7 +370,8 @@ class Assistant:
         decision = decide(result, self.policy)
         passage: str | None = None
         if decision.kind == "answer" and decision.best is not None:
-            reply = self.answer_reply(decision.best.entry_id, round(decision.options[0].probability, 4))
+            reply = self.answer_reply(decision.best.entry_id, round(decision.options[0].probability, 4),
+                                      [o.entry.entry_id for o in decision.related])
         elif decision.kind == "choices":
             reply = self.choices_reply(decision)
         elif (hit := self.document_hit(result, decision)) is not None:

@@ -6,7 +6,9 @@ Counted as a citizen experiences the reply (``ldtbxh eval``):
   quoted document or a calculation on the expected topic (or on ``also``, a second acceptable topic),
   or a choice list whose first option is that topic. A fallback is a miss; so is a question whose topic
   has no content in the knowledge base.
-* Recall@3: the expected topic is among the first three topics shown (the answer's, or the options).
+* Recall@3: the expected topic is among the first three topics shown (the answer's and the related
+  questions offered under it, or the options). ``by_related`` is the share of in-scope questions whose
+  expected topic was shown only as a related question (recall@3 without them is ``recall3 - by_related``).
 * An out-of-scope question (``expect`` null) is declined when the reply is anything but an answer, a
   quoted document, a calculation or choices.
 * Every rate is over the in-scope questions, except ``declined`` (over the out-of-scope ones) and
@@ -46,6 +48,8 @@ class Row:
     shown: list[str] = field(default_factory=list)
     """Topics shown to the citizen, in order (the answer's, or the options)."""
     shown_entries: list[str] = field(default_factory=list)
+    related: list[str] = field(default_factory=list)
+    """Topics offered as related questions under an answer, in order (after ``shown``)."""
     ranked: list[str] = field(default_factory=list)
     """Topics in the retrieval ranking, best first (whatever the reply was)."""
     latency_ms: float = 0.0
@@ -69,9 +73,10 @@ def read_jsonl(path: Path) -> list[Row]:
 
 
 def record(row: Row, kind: str, shown: list[tuple[str, str]], ranked: Iterable[str],
-           latency_ms: float = 0.0) -> Row:
+           latency_ms: float = 0.0, related: Iterable[tuple[str, str]] = ()) -> Row:
     """Fill ``row`` from the reply the citizen got: its kind, the (topic, entry id) pairs it showed
-    (the answer's, or the options of a choice list) and the retrieval ranking behind it."""
+    (the answer's, or the options of a choice list), the related questions offered under an answer and
+    the retrieval ranking behind it."""
     row.kind = kind
     row.latency_ms = latency_ms
     row.ranked = list(dict.fromkeys(ranked))
@@ -80,6 +85,7 @@ def record(row: Row, kind: str, shown: list[tuple[str, str]], ranked: Iterable[s
         row.shown_entries = [e for _, e in shown]
     else:
         row.shown, row.shown_entries = [], []
+    row.related = [t for t, _ in related] if kind == "answer" else []
     return row
 
 
@@ -89,7 +95,7 @@ def run(ask: Callable[[str], Any], rows: list[Row]) -> list[Row]:
         t0 = time.perf_counter()
         out = ask(r.q)
         ranked = [c.topic for c in out.search.candidates] if out.search else []
-        record(r, out.reply.kind, out.shown, ranked, (time.perf_counter() - t0) * 1000)
+        record(r, out.reply.kind, out.shown, ranked, (time.perf_counter() - t0) * 1000, out.related)
     return rows
 
 
@@ -119,7 +125,9 @@ def block(rs: list[Row]) -> dict[str, Any]:
     if ins:
         n = len(ins)
         out["top1"] = sum(1 for r in ins if r.kind in SHOWN_KINDS and r.shown and r.accepts(r.shown[0])) / n
-        out["recall3"] = sum(1 for r in ins if any(r.accepts(t) for t in r.shown[:3])) / n
+        out["recall3"] = sum(1 for r in ins if any(r.accepts(t) for t in (r.shown + r.related)[:3])) / n
+        out["by_related"] = sum(1 for r in ins if not any(r.accepts(t) for t in r.shown[:3])
+                                and any(r.accepts(t) for t in (r.shown + r.related)[:3])) / n
         out["ranking"] = sum(1 for r in ins if r.ranked and r.accepts(r.ranked[0])) / n
         out["direct"] = sum(1 for r in ins if r.kind in DIRECT_KINDS) / n
         out["confident_wrong"] = sum(
@@ -153,7 +161,7 @@ def metrics(rows: list[Row], covered: set[str] | None = None) -> dict[str, Any]:
 
 
 COLUMNS = ["n", "top1", "recall3", "declined", "confident_wrong", "wrong_choices", "direct",
-           "too_cautious", "ranking"]
+           "too_cautious", "ranking", "by_related"]
 
 
 def format_report(m: dict[str, Any], columns: list[str] | None = None) -> str:

@@ -118,6 +118,9 @@ class Decision:
     """Probability that the question is the Department's business."""
     out_of_scope: bool = False
     """Declined as another agency's business (the reply names the agency)."""
+    related: list[Option] = field(default_factory=list)
+    """For an answer: the next plausible topics, offered below it as related questions (see
+    :func:`related_from`)."""
 
     @property
     def best(self) -> Candidate | None:
@@ -136,6 +139,28 @@ def decide_from(probs: np.ndarray, scope: float, th: Thresholds) -> tuple[str, l
         if float(probs[opts].sum()) >= th.choice_min_mass:
             return "choices", opts
     return "fallback", [int(i) for i in order[: th.max_choices]]
+
+
+RELATED_MIN = 0.02
+"""Under a direct answer, the topics ranked second and third are offered as related questions when the
+ranker gives each at least this probability (at most :data:`MAX_RELATED`)...
+
+Chosen on tests/data/dev-v2.jsonl, 10-fold cross-validation × 5 fold assignments (policies fitted without
+the held-out fold): of 1,024 held-out direct answers, 8 % carry a related question at 0.02 (0.08 buttons an
+answer), and 18 of the 23 answers on the wrong neighbouring topic then show the right one. Lower values add
+buttons without catching more (0.005: 22 % of answers, the same 18); higher ones lose them (0.05: 5)."""
+MAX_RELATED = 2
+"""...so that an answer shows at most three topics: its own and two related ones."""
+
+
+def related_from(probs: np.ndarray, kind: str) -> list[int]:
+    """Indices of the topics offered as related questions under a reply of ``kind``: for an answer, those
+    ranked 2nd and 3rd whose probability reaches :data:`RELATED_MIN`; none for other replies. Shared by the
+    assistant and the fitting code."""
+    if kind != "answer":
+        return []
+    order = np.argsort(-probs)
+    return [int(i) for i in order[1: 1 + MAX_RELATED] if probs[i] >= RELATED_MIN]
 
 
 CALC_TOP_TOPICS = 3
@@ -165,11 +190,13 @@ def decide(result: SearchResult, policy: Policy) -> Decision:
                for i in idxs if result.topics[i] in result.best_entry]
     if not options:
         kind = "fallback"
+    related = [Option(result.topics[i], float(probs[i]), result.best_entry[result.topics[i]])
+               for i in related_from(probs, kind) if result.topics[i] in result.best_entry]
     # A decline names another agency when the question is closer to one of its phrasings
     # (out_of_scope.yaml) than to any passage of the knowledge base.
     best_cosine = float(result.question_features[QUESTION_FEATURES.index("best_cosine")])
     out_of_scope = kind == "fallback" and result.oos_group is not None and result.oos_similarity >= best_cosine
-    return Decision(kind, options, scope, out_of_scope)
+    return Decision(kind, options, scope, out_of_scope, related)
 
 
 DOC_MIN_SCOPE = 0.2

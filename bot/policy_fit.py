@@ -30,7 +30,15 @@ import numpy as np
 from scipy.optimize import minimize
 
 from bot.evaluation import Row, block, read_jsonl, record
-from bot.policy import Policy, Thresholds, calculation_allowed, decide_from
+from bot.policy import (
+    MAX_RELATED,
+    RELATED_MIN,
+    Policy,
+    Thresholds,
+    calculation_allowed,
+    decide_from,
+    related_from,
+)
 from bot.retrieval import QUESTION_FEATURES, TOPIC_FEATURES, SearchResult
 from indexer.diacritics import fold
 
@@ -177,7 +185,8 @@ def _figures(a: dict[str, np.ndarray], th: Thresholds) -> dict[str, float]:
     n_in, n_out = max(int(ins.sum()), 1), int((~ins).sum())
     right = (answer | choices) & ok[:, 0] & ins
     holds_right = (ok & offered).any(axis=1)  # the choice list would show an acceptable topic
-    in_three = ((answer & ok[:, 0]) | (choices & holds_right)) & ins
+    related = (p[:, 1: 1 + MAX_RELATED] >= RELATED_MIN) & ok[:, 1: 1 + MAX_RELATED]  # see related_from
+    in_three = ((answer & (ok[:, 0] | related.any(axis=1))) | (choices & holds_right)) & ins
     return {
         "top1": right.sum() / n_in,
         "recall3": in_three.sum() / n_in,
@@ -291,13 +300,15 @@ def apply(s: Sample, pol: Policy) -> Row:
     scope = pol.scope_probability(s.question_features)
     kind, idxs = decide_from(probs, scope, pol.thresholds)
     shown = [(s.topics[i], s.best_entry.get(s.topics[i], "")) for i in idxs]
+    related = [(s.topics[i], s.best_entry.get(s.topics[i], "")) for i in related_from(probs, kind)
+               if s.topics[i] in s.best_entry]
     if s.smalltalk:
         kind, shown = "smalltalk", []
     elif s.calc_topic and calculation_allowed(probs, scope, s.topics, *s.calc_topic):
         kind, shown = "calculation", [(s.calc_topic[0], "")]
     r = Row(q=s.row.q, expect=s.row.expect, tags=list(s.row.tags), also=s.row.also, entries=list(s.row.entries))
     ranked = [s.topics[i] for i in np.argsort(-probs)]
-    return record(r, kind, shown, ranked)
+    return record(r, kind, shown, ranked, related=related)
 
 
 def digest(paths: Sequence[Path]) -> dict[str, str]:

@@ -20,6 +20,14 @@ def test_answers_with_legal_basis_and_date(fake_index) -> None:
     assert r.candidates[0]["entry_id"] == "tctn-huong-muc"
 
 
+def test_an_answer_offers_related_questions_as_buttons(fake_index) -> None:
+    a = make(fake_index)
+    r = a.answer_reply("tctn-huong-muc", related=["ncc-liet-si-test", "tctn-huong-muc"])
+    assert [b.payload for b in r.buttons] == ["detail:tctn-huong-muc", "pick:ncc-liet-si-test", "fb:1", "fb:0"]
+    assert r.text.endswith('Có thể bạn muốn hỏi: "Thân nhân liệt sĩ được trợ cấp gì?"')
+    assert r.entry_id == "tctn-huong-muc"  # the answer itself is unchanged; the entry is not offered twice
+
+
 def test_unaccented_question_finds_same_topic(fake_index) -> None:
     out = make(fake_index).ask("than nhan liet si duoc tro cap gi")
     assert out.reply.topic == "ncc-than-nhan-liet-si"

@@ -45,3 +45,12 @@ def test_a_calculation_on_the_right_topic_is_right_at_entry_level() -> None:
     wrong = record(Row(q="?", expect="a", tags=[], entries=["a-1"]), "calculation", [("b", "")], ["b"])
     fallback = record(Row(q="?", expect="a", tags=[], entries=["a-1"]), "fallback", [], ["a"])
     assert block([calc, wrong, fallback])["entry_top1"] == 1 / 3
+
+
+def test_a_related_question_under_an_answer_counts_for_recall_but_not_top1() -> None:
+    wrong = record(Row(q="?", expect="a", tags=[]), "answer", [("b", "b-e")], ["b", "a"], related=[("a", "a-e")])
+    right = record(Row(q="?", expect="a", tags=[]), "answer", [("a", "a-e")], ["a", "b"], related=[("b", "b-e")])
+    b = block([wrong, right])
+    assert b["top1"] == 0.5 and b["confident_wrong"] == 0.5 and b["recall3"] == 1 and b["by_related"] == 0.5
+    fallback = record(Row(q="?", expect="a", tags=[]), "fallback", [], ["a"], related=[("a", "a-e")])
+    assert fallback.related == [] and block([fallback])["recall3"] == 0  # only an answer offers them

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bot.evaluation import Row
-from bot.policy import Policy, PolicyError, Thresholds, decide_from
+from bot.policy import MAX_RELATED, RELATED_MIN, Policy, PolicyError, Thresholds, decide_from, related_from
 from bot.policy_fit import Sample, fit_policy, fit_ranker, groups, predict_rows
 from bot.retrieval import QUESTION_FEATURES, TOPIC_FEATURES
 
@@ -32,6 +32,14 @@ def test_out_of_scope_question_is_declined_even_with_a_clear_topic() -> None:
 def test_diffuse_probabilities_are_declined() -> None:
     probs = np.full(20, 0.05)
     assert decide_from(probs, 0.9, TH)[0] == "fallback"  # three options hold only 15 %
+
+
+def test_an_answer_offers_the_next_plausible_topics_as_related_questions() -> None:
+    probs = np.array([0.01, 0.9, 0.05, RELATED_MIN + 0.001, RELATED_MIN / 2])
+    assert related_from(probs, "answer") == [2, 3]  # ranked 2nd and 3rd, both at least RELATED_MIN
+    assert related_from(np.array([0.97, RELATED_MIN / 2, 0.01]), "answer") == []  # a clear answer: none
+    assert len(related_from(np.array([0.4, 0.2, 0.2, 0.2]), "answer")) == MAX_RELATED
+    assert related_from(probs, "choices") == [] and related_from(probs, "fallback") == []
 
 
 def _policy() -> Policy:
