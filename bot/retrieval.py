@@ -46,7 +46,7 @@ TOPIC_FEATURES = (
 )
 """Per-topic features, in the order of ``SearchResult.topic_features``' columns."""
 QUESTION_FEATURES = (
-    "best_cosine", "best_coverage", "domain_body", "domain_core", "oos_gap", "words_top", "log_chars",
+    "best_cosine", "best_coverage", "domain_body", "domain_core", "oos_gap", "words_top",
     "vdomain_body", "vdomain_core",
 )
 """Per-question features (how in scope the question looks), in the order of
@@ -294,7 +294,7 @@ class Retriever:
         best_cos = float(max(dtb.max(), dtc.max()))
         question_features = np.array([
             best_cos, float(max(ctb.max(), ctc.max())), float(domain[0]), float(domain[1]),
-            oos_sim - float(dtb.max()), float(np.exp(words_lp).max()), math.log(1 + len(text)),
+            oos_sim - float(dtb.max()), float(np.exp(words_lp).max()),
             float(vdomain[0]), float(vdomain[1]),
         ])
         timings["rank"] = (time.perf_counter() - t1) * 1000
