@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -170,11 +171,17 @@ def index_rollback() -> None:
     typer.echo(f"Rolled back to {prev}")
 
 
-def _reply_json(question: str, r: Any) -> dict[str, Any]:
+def _reply_json(question: str, r: Any, topic_of: Callable[[str], str | None]) -> dict[str, Any]:
+    """A reply as JSON; ``offered``: the entries its buttons offer (a choice list's options, or the related
+    questions under an answer), in order, with their topics."""
+    from bot.protocol import PICK
+
+    offered = [b.payload[len(PICK):] for b in r.buttons if b.payload.startswith(PICK)]
     return {
         "q": question, "kind": str(r.kind), "topic": r.topic, "entry_id": r.entry_id,
         "score": r.score, "candidates": r.candidates, "citations": r.citations, "text": r.text,
         "buttons": [b.label for b in r.buttons],
+        "offered": [{"entry_id": e, "topic": topic_of(e)} for e in offered],
     }
 
 
@@ -218,20 +225,24 @@ def ask(
     def run(q: str, chat_id: str) -> Any:
         return dialogue.handle(Incoming("cli", chat_id, text=q))[-1]
 
+    def topic_of(entry_id: str) -> str | None:
+        e = dialogue.holder.current.entry(entry_id)
+        return e["topic"] if e else None
+
     if jsonl:
         batch = uuid.uuid4().hex[:12]
         for n, line in enumerate(sys.stdin, 1):
             q = line.strip()
             if q:
                 reply = run(q, chat or f"cli-{batch}-{n}")
-                typer.echo(json.dumps(_reply_json(q, reply), ensure_ascii=False))
+                typer.echo(json.dumps(_reply_json(q, reply, topic_of), ensure_ascii=False))
         return
     if not question:
         typer.echo("Hãy nhập câu hỏi, ví dụ: ldtbxh ask \"trợ cấp thất nghiệp được bao nhiêu\"", err=True)
         raise typer.Exit(2)
     reply = run(question, chat or "cli")
     if as_json:
-        typer.echo(json.dumps(_reply_json(question, reply), ensure_ascii=False, indent=2))
+        typer.echo(json.dumps(_reply_json(question, reply, topic_of), ensure_ascii=False, indent=2))
         return
     typer.echo(reply.text)
     if reply.buttons:

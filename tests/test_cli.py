@@ -151,3 +151,16 @@ def test_ask_json_fields_and_jsonl_conversations(env) -> None:
     res = r.invoke(app, ["ask", "--jsonl", "--chat", "mot-cuoc"], input=lines)  # one conversation
     first, second = (json.loads(x) for x in res.stdout.splitlines())
     assert second["kind"] == "followup" and "Nguyễn Văn An" in second["text"]
+
+
+def test_ask_json_lists_the_entries_its_buttons_offer_with_their_topics() -> None:
+    from bot.messages import Button, Reply
+    from bot.protocol import ReplyKind
+    from handlers.cli import _reply_json
+
+    reply = Reply("…", kind=ReplyKind.ANSWER, topic="a", entry_id="a-1",
+                  buttons=[Button("Xem chi tiết", "detail:a-1"), Button("B?", "pick:b-1"), Button("C?", "pick:gone"),
+                           Button("👍 Hữu ích", "fb:1")])
+    out = _reply_json("q", reply, {"b-1": "b"}.get)
+    assert out["offered"] == [{"entry_id": "b-1", "topic": "b"}, {"entry_id": "gone", "topic": None}]
+    assert out["buttons"] == ["Xem chi tiết", "B?", "C?", "👍 Hữu ích"]
