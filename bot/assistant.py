@@ -16,7 +16,7 @@ import numpy as np
 
 from bot.calculators import CalcOutcome, CalculatorSet
 from bot.config import Settings
-from bot.doc_search import DocSearcher, PassageHit, curated_dates
+from bot.doc_search import DocSearcher, LegalHint, PassageHit, curated_dates
 from bot.embedder import settings_embedder
 from bot.messages import Button, Reply
 from bot.policy import (
@@ -44,6 +44,7 @@ from bot.protocol import (
 )
 from bot.retrieval import Retriever, SearchResult
 from bot.smalltalk import SmallTalk
+from indexer.documents.numbers import cited_articles
 from indexer.embed import Embedder
 from indexer.index import load_index
 from indexer.placeholders import render
@@ -87,6 +88,10 @@ def too_long_reply(length: int, limit: int) -> Reply:
                  f"{limit} ký tự, mỗi lần một câu hỏi nhé.", kind=ReplyKind.ERROR)
 
 
+HINT_ENTRIES = 8
+"""How many of the closest curated entries lend their legal basis to the documents tier."""
+
+
 def _label(title: str) -> str:
     """A button's label for an entry title (channels show about 60 characters)."""
     return title if len(title) <= 60 else title[:57] + "..."
@@ -109,6 +114,8 @@ class Assistant:
         self.calculators = calculators
         self.documents = documents
         """The legal texts (second tier), when a documents index has been built."""
+        self._cited: dict[str, list[tuple[str, frozenset[str] | None]]] = {}
+        """entry id -> the documents and Articles its legal basis cites (parsed once)."""
         self.doc_min_scope = DOC_MIN_SCOPE
         self.doc_min_score = DOC_MIN_SCORE
         self.doc_top_topics = DOC_TOP_TOPICS
@@ -270,10 +277,23 @@ class Assistant:
             qvec = result.query_vector
             if qvec is None and self.documents.embedder is not None:
                 qvec = self.documents.embedder.embed([result.query.dense_text()], self.documents.query_prefix)[0]
-            hits = self.documents.search_processed(result.query, qvec, k=1)
+            hits = self.documents.search_processed(result.query, qvec, k=1, hints=self.legal_hints(result))
             return hits[0] if hits else None
         finally:
             result.timings["documents"] = (time.perf_counter() - t0) * 1000
+
+    def legal_hints(self, result: SearchResult, k: int = HINT_ENTRIES) -> list[LegalHint]:
+        """What the ``k`` curated entries closest to the question cite as their legal basis, for the
+        documents tier: the closest entry's citations weigh 1, the next ones 1/2, 1/3..."""
+        hints: list[LegalHint] = []
+        for rank, c in enumerate(result.candidates[:k]):
+            cited = self._cited.get(c.entry_id)
+            if cited is None:
+                e = self.retriever.index.entries.get(c.entry_id) or {}
+                cited = [x for basis in e.get("legal_basis") or [] for x in cited_articles(basis)]
+                self._cited[c.entry_id] = cited
+            hints += [LegalHint(doc, arts, 1 / (1 + rank)) for doc, arts in cited]
+        return hints
 
     def choices_reply(self, decision: Decision) -> Reply:
         lines = ["Tôi tìm thấy vài nội dung gần với câu hỏi của bạn. Bạn muốn hỏi về:"]

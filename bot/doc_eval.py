@@ -4,6 +4,11 @@ A line of the evaluation file is ``{"q": ..., "gold": [{"document": "45/2019/QH1
 (a hit is any passage inside one gold article of the gold document, whatever file it came from; a
 document is matched by its number or any alias in the catalogue) or ``{"q": ..., "gold_files": [...]}``
 (a hit is any passage from one of those files). Questions typed without diacritics are reported apart.
+
+With ``hints`` (what the curated entries closest to each question cite: the documents tier as the dialogue
+runs it), the curated knowledge takes part, so the figures are also given without the questions that have
+a near-copy among the knowledge's phrasings (folded-token Jaccard ≥ 0.6, the leak guard's rule): on those
+the curated tier finds its entry too easily.
 """
 
 from __future__ import annotations
@@ -11,11 +16,12 @@ from __future__ import annotations
 import json
 import re
 import statistics
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.doc_search import DocSearcher, PassageHit
-from indexer.diacritics import has_diacritics
+from bot.doc_search import DocSearcher, LegalHint, PassageHit
+from indexer.diacritics import fold, has_diacritics
 from indexer.documents.numbers import number_key, short_article
 
 
@@ -45,19 +51,44 @@ def unaccented(q: str) -> bool:
     return bool(words) and not any(has_diacritics(w) for w in words)
 
 
-def evaluate_docs(searcher: DocSearcher, path: Path, k: int = 10) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+NEAR_COPY_JACCARD = 0.6
+NEAR_COPY_MIN_TOKENS = 5
+
+
+def _tokens(text: str) -> set[str]:
+    return set(re.findall(r"\w+", fold(text)))
+
+
+def near_copy_test(phrasings: Iterable[str]) -> Callable[[str], bool]:
+    """Whether a question (of at least 5 folded tokens) has a folded-token Jaccard ≥ 0.6 with one of
+    ``phrasings`` (the knowledge's questions and paraphrases): the leak guard's rule."""
+    sets = [t for p in phrasings if (t := _tokens(p))]
+
+    def test(q: str) -> bool:
+        qt = _tokens(q)
+        return len(qt) >= NEAR_COPY_MIN_TOKENS and any(
+            len(qt & t) / len(qt | t) >= NEAR_COPY_JACCARD for t in sets)
+    return test
+
+
+def evaluate_docs(searcher: DocSearcher, path: Path, k: int = 10,
+                  hints: Callable[[str], Sequence[LegalHint]] | None = None,
+                  near_copy: Callable[[str], bool] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Search every question of ``path`` (with the curated tier's ``hints`` when given); ``near_copy``
+    marks the questions the knowledge nearly contains, reported apart."""
     aliases = _aliases(searcher)
     rows: list[dict[str, Any]] = []
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
         r = json.loads(line)
-        res = searcher.search(r["q"], k=max(k, 10))
+        res = searcher.search(r["q"], k=max(k, 10), hints=hints(r["q"]) if hints else ())
         rank = next((i + 1 for i, h in enumerate(res.hits) if is_hit(h, r, aliases)), None)
         rows.append({"id": r.get("id"), "q": r["q"], "area": r.get("area"), "unaccented": unaccented(r["q"]),
                      "rank": rank, "latency_ms": round(res.latency_ms, 2),
                      "top": [h.citation for h in res.hits[:3]],
-                     "gold": r.get("gold") or r.get("gold_files")})
+                     "gold": r.get("gold") or r.get("gold_files"),
+                     **({"near_copy": near_copy(r["q"])} if near_copy else {})})
     return _metrics(rows, k), rows
 
 
@@ -81,6 +112,10 @@ def _metrics(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
         "all": _block(rows, k),
         "accented": _block([r for r in rows if not r["unaccented"]], k),
         "unaccented": _block([r for r in rows if r["unaccented"]], k),
+        **({"no_near_copy": _block([r for r in rows if not r["near_copy"]], k),
+            "no_near_copy_accented": _block([r for r in rows if not r["near_copy"] and not r["unaccented"]], k),
+            "no_near_copy_unaccented": _block([r for r in rows if not r["near_copy"] and r["unaccented"]], k)}
+           if rows and "near_copy" in rows[0] else {}),
         "by_area": {a: _block([r for r in rows if r["area"] == a], k)
                     for a in sorted({str(r["area"]) for r in rows if r["area"]})},
         "latency_ms": {"median": round(statistics.median(lat), 2),
@@ -91,8 +126,9 @@ def _metrics(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
 
 def format_docs_report(m: dict[str, Any]) -> str:
     lines = []
-    for name in ("all", "accented", "unaccented"):
-        b = m[name]
+    for name in ("all", "accented", "unaccented", "no_near_copy", "no_near_copy_accented",
+                 "no_near_copy_unaccented"):
+        b = m.get(name, {})
         if b.get("n"):
             rk = [key for key in b if key.startswith("recall@")]
             lines.append(f"{name:<11} n={b['n']:<4} " + "  ".join(f"{key}={b[key]:.3f}" for key in rk)

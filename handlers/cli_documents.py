@@ -197,12 +197,26 @@ def documents_build(
                f"({m.reused_vectors} reused), model {m.model}, {m.build_seconds}s {m.timings}")
 
 
-def _searcher(settings: Settings) -> Any:
+def _assistant(settings: Settings) -> Any:
+    """The curated tier (its retriever, and the legal basis of its entries for the documents tier)."""
+    from bot.assistant import Assistant
+    from indexer.index import IndexError_
+
+    try:
+        a = Assistant.from_settings(settings)
+    except IndexError_ as exc:
+        typer.echo(f"Lỗi: {exc}", err=True)
+        raise typer.Exit(1) from None
+    a.retriever.warm_up()
+    return a
+
+
+def _searcher(settings: Settings, embedder: Any = None) -> Any:
     from bot.doc_search import DocSearcher
     from indexer.documents.index import DocIndexError
 
     try:
-        s = DocSearcher.from_settings(settings)
+        s = DocSearcher.from_settings(settings, embedder=embedder)
     except (DocIndexError, RuntimeError) as exc:
         typer.echo(f"Lỗi: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -217,29 +231,24 @@ def search(
     tier: str = typer.Option("both", help="entries | passages | both"),
 ) -> None:
     """Print the ranked hits for each question: curated entries and document passages, each
-    {kind: entry|passage, id, topic, document, citation, source_file, score}."""
+    {kind: entry|passage, id, topic, document, citation, source_file, score}. With both tiers, the passages
+    are ranked as the dialogue ranks them, helped by the legal basis of the closest curated entries."""
     settings = _settings()
-    retriever = None
-    if tier in ("entries", "both"):
-        from bot.assistant import Assistant
-        from indexer.index import IndexError_
-
-        try:
-            retriever = Assistant.from_settings(settings).retriever
-            retriever.warm_up()
-        except IndexError_ as exc:
-            typer.echo(f"Lỗi: {exc}", err=True)
-            raise typer.Exit(1) from None
-    searcher = _searcher(settings) if tier in ("passages", "both") else None
+    assistant = _assistant(settings) if tier in ("entries", "both") else None
+    searcher = (_searcher(settings, assistant.retriever.embedder if assistant else None)
+                if tier in ("passages", "both") else None)
 
     def run(q: str) -> dict[str, Any]:
         hits: list[dict[str, Any]] = []
-        if retriever is not None:
-            res = retriever.search(q, k=k)
-            hits += [{"kind": "entry", "id": c.entry_id, "topic": c.topic, "document": None, "citation": None,
-                      "source_file": None, "score": c.score} for c in res.candidates]
+        hints = []
+        if assistant is not None:
+            res = assistant.retriever.search(q, k=k)
+            hints = assistant.legal_hints(res)
+            if tier in ("entries", "both"):
+                hits += [{"kind": "entry", "id": c.entry_id, "topic": c.topic, "document": None,
+                          "citation": None, "source_file": None, "score": c.score} for c in res.candidates]
         if searcher is not None:
-            for h in searcher.search(q, k=k).hits:
+            for h in searcher.search(q, k=k, hints=hints).hits:
                 hits.append({"kind": "passage", "id": h.id, "topic": h.topic, "document": h.document,
                              "citation": h.citation, "source_file": h.source_file, "score": h.score,
                              "effective": h.effective, "superseded": h.superseded, "text": h.text})
@@ -268,14 +277,27 @@ def eval_docs(
     k: int = typer.Option(10, "--k", min=1, max=100, help="Recall is measured at 1, 3, 5 and k."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     show_errors: bool = typer.Option(False, "--errors", help="Also list the questions whose gold is not found."),
+    alone: bool = typer.Option(False, "--alone", help="The documents index alone, without the legal basis of "
+                                                      "the closest curated entries."),
 ) -> None:
     """Document retrieval: recall@k and MRR@10 against gold citations (document + article, any source
-    file) or gold source files, overall, with and without diacritics, and per area."""
-    from bot.doc_eval import evaluate_docs, format_docs_report
+    file) or gold source files, overall, with and without diacritics, and per area. By default the passages
+    are ranked as the dialogue ranks them, helped by the legal basis of the closest curated entries; the
+    figures are then also given without the questions that the knowledge nearly contains (`no_near_copy`)."""
+    from bot.doc_eval import evaluate_docs, format_docs_report, near_copy_test
+    from indexer.knowledge import load_knowledge
 
     settings = _settings()
-    searcher = _searcher(settings)
-    metrics, rows = evaluate_docs(searcher, file, k=k)
+    if alone:
+        metrics, rows = evaluate_docs(_searcher(settings), file, k=k)
+    else:
+        assistant = _assistant(settings)
+        kb = load_knowledge(settings.knowledge_dir)
+        phrasings = [t for e in kb.entries for f, t in e.passages if f in ("question", "paraphrase")]
+        metrics, rows = evaluate_docs(
+            _searcher(settings, assistant.retriever.embedder), file, k=k,
+            hints=lambda q: assistant.legal_hints(assistant.retriever.search(q)),
+            near_copy=near_copy_test(phrasings))
     typer.echo(json.dumps(metrics, ensure_ascii=False, indent=2) if as_json else format_docs_report(metrics))
     if show_errors:
         for r in rows:

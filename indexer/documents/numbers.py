@@ -136,3 +136,38 @@ def parse_citation(text: str) -> dict[str, str | None] | None:
         "type": d["type"],
         "number": canonical_number(d["number"]),
     }
+
+
+_PARENS = re.compile(r"\(([^)]*)\)")
+_SUBDIVISION = re.compile(r"(?i)\b(?:khoản|điểm|mục)\s+\w+")
+_ARTICLE_RANGE = re.compile(r"(\d+)\s*(?:đến|–|-)\s*(\d+)")
+MAX_ARTICLE_RANGE = 60
+"""A range wider than this ("Điều 1 đến 500") is read as its two ends only."""
+
+
+def cited_articles(basis: str) -> list[tuple[str, frozenset[str] | None]]:
+    """The documents a legal-basis line cites, each with the Articles (and annexes) it names, as
+    :func:`short_article` labels, or None when it names none: ``Pháp lệnh … số 02/2020/UBTVQH14 (Điều 8 đến
+    10)`` -> ``[("02/2020/UBTVQH14", {"Điều 8", "Điều 9", "Điều 10"})]``; ``Nghị định 131/2021/NĐ-CP (Điều 170
+    khoản 14 điểm a)`` -> ``{"Điều 170"}``; ``(Phụ lục I)`` -> ``{"Phụ lục I"}``. What is in parentheses
+    belongs to the last number before them."""
+    text = _clean(basis)
+    out: list[tuple[str, frozenset[str] | None]] = []
+    pos = 0
+    for m in _PARENS.finditer(text):
+        nums = find_numbers(text[pos:m.start()])
+        inner = m.group(1)
+        arts: set[str] = {f"Phụ lục {r.upper()}" for r in re.findall(r"(?i)phụ\s+lục\s+([ivxlc]+)\b", inner)}
+        if re.search(r"(?i)điều", inner):
+            inner = _SUBDIVISION.sub(" ", re.sub(r"(?i)phụ\s+lục\s+\w+", " ", inner))
+            for a, b in _ARTICLE_RANGE.findall(inner):
+                lo, hi = int(a), int(b)
+                if 0 < hi - lo <= MAX_ARTICLE_RANGE:
+                    arts.update(f"Điều {i}" for i in range(lo, hi + 1))
+            arts.update(f"Điều {n}" for n in re.findall(r"\d+", inner))
+        out += [(n, None) for n in nums[:-1]]
+        if nums:
+            out.append((nums[-1], frozenset(arts) if arts else None))
+        pos = m.end()
+    out += [(n, None) for n in find_numbers(text[pos:])]
+    return out
