@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.doc_search import MAX_CLAUSE_CHARS, DocSearcher
+from bot.doc_search import MAX_CLAUSE_CHARS, DocSearcher, LegalHint
 from indexer.documents.importer import import_paths
 from indexer.documents.index import CatalogInvalid, build_doc_index, load_doc_index
 from indexer.text import SyllableSegmenter, TextPipeline
@@ -125,6 +125,24 @@ def test_a_superseded_amount_is_never_shown_as_current(searcher: DocSearcher) ->
     res = searcher.search("mức chuẩn trợ cấp ưu đãi người có công 2.055.000 đồng", k=10)
     old = [h for h in res.hits if h.document == "55/2023/NĐ-CP"]
     assert old and all(h.superseded and h.text.startswith("Lưu ý") for h in old)
+
+
+def test_an_article_cited_by_the_closest_entries_ranks_up(searcher: DocSearcher) -> None:
+    q = "thương binh được hưởng ưu đãi gì"
+    target = ("02/2020/UBTVQH14", "Điều 24")  # "Chế độ ưu đãi đối với thương binh…"
+
+    def rank(hints: list[LegalHint]) -> int:
+        got = [(h.document, h.article) for h in searcher.search(q, k=100, hints=hints).hits]
+        return got.index(target) if target in got else 100
+
+    plain = rank([])
+    assert 0 < plain < 100
+    cited = rank([LegalHint("02/2020/UBTVQH14", frozenset({"Điều 24"}), 1.0)])
+    assert cited < plain
+    assert rank([LegalHint("02/2020/ubtvqh14", frozenset({"Điều 24"}), 1.0)]) == cited  # the number's key
+    assert cited <= rank([LegalHint("02/2020/UBTVQH14", frozenset({"Điều 24"}), 0.1)]) <= plain  # weaker
+    assert rank([LegalHint("02/2020/UBTVQH14", None, 1.0)]) == plain  # no Article named: no lift
+    assert rank([LegalHint("99/2099/NĐ-CP", frozenset({"Điều 24"}), 1.0)]) == plain  # not in this index
 
 
 def test_clause_is_phone_sized_and_cited(searcher: DocSearcher) -> None:

@@ -6,7 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from indexer.documents.metadata import detect
-from indexer.documents.numbers import canonical_number, citation, find_numbers, number_key, parse_citation
+from indexer.documents.numbers import (
+    canonical_number,
+    citation,
+    cited_articles,
+    find_numbers,
+    number_key,
+    parse_citation,
+)
 from indexer.documents.phapdien import is_phapdien_page, parse_page
 from indexer.documents.structure import article_blocks, split_sections, split_structure, table_blocks
 
@@ -140,6 +147,23 @@ def test_numbers_and_citations() -> None:
                       "number": "20/2021/NĐ-CP"}
     assert find_numbers("Căn cứ Luật số 38/2013/QH13 và Nghị định 28/2015/NĐ-CP ngày 12/3/2015") == \
         ["38/2013/QH13", "28/2015/NĐ-CP"]
+
+
+def test_the_articles_a_legal_basis_line_cites() -> None:
+    assert cited_articles("Pháp lệnh Ưu đãi người có công với cách mạng số 02/2020/UBTVQH14 (Điều 8 đến 10)") == [
+        ("02/2020/UBTVQH14", frozenset({"Điều 8", "Điều 9", "Điều 10"}))]
+    assert cited_articles("Nghị định 131/2021/NĐ-CP (Điều 170 khoản 14 điểm a)") == [
+        ("131/2021/NĐ-CP", frozenset({"Điều 170"}))]  # a clause or point is not an Article number
+    assert cited_articles("Nghị định số 20/2021/NĐ-CP (Điều 24, Điều 27 và Điều 28)") == [
+        ("20/2021/NĐ-CP", frozenset({"Điều 24", "Điều 27", "Điều 28"}))]
+    assert cited_articles("Nghị định 75/2021/NĐ-CP (Phụ lục I, Điều 3)") == [
+        ("75/2021/NĐ-CP", frozenset({"Phụ lục I", "Điều 3"}))]
+    assert cited_articles("Nghị định số 77/2024/NĐ-CP") == [("77/2024/NĐ-CP", None)]
+    assert cited_articles("Luật 1/2020/QH14 (Điều 2) và Nghị định 2/2021/NĐ-CP") == [
+        ("1/2020/QH14", frozenset({"Điều 2"})), ("2/2021/NĐ-CP", None)]
+    assert cited_articles("Bộ luật Lao động (Điều 1 đến 500)") == []  # no number: nothing cited
+    assert cited_articles("Luật 1/2020/QH14 (Điều 1 đến 500)") == [("1/2020/QH14", frozenset({"Điều 1", "Điều 500"}))]
+    assert cited_articles("Luật Việc làm (sửa đổi)") == []
 
 
 def test_metadata_of_a_consolidated_text() -> None:
