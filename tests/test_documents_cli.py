@@ -70,6 +70,20 @@ def test_import_check_build_search_eval(env: Path, tmp_path: Path) -> None:
     assert m["all"]["n"] == 2 and m["accented"]["n"] == 1 and m["unaccented"]["n"] == 1
     assert 0.0 <= m["all"]["mrr@10"] <= 1.0 and m["all"]["recall@10"] >= m["all"]["recall@1"]
     assert m["accented"]["recall@10"] == 1.0, "the VBHN number is an alias of 75/2021/NĐ-CP"
+    assert "no_near_copy" in m and m["no_near_copy"]["n"] <= m["all"]["n"]  # hints on: near-copies set apart
+    res = r.invoke(app, ["eval-docs", str(gold), "--json", "--alone"])
+    assert res.exit_code == 0, res.output
+    alone = json.loads(res.output[res.output.index("{"):])
+    assert alone["all"]["n"] == 2 and "no_near_copy" not in alone
+
+
+def test_near_copies_of_the_knowledge_are_recognised() -> None:
+    from bot.doc_eval import near_copy_test
+
+    near = near_copy_test(["Mất giấy chứng nhận thương binh thì xin cấp lại ở đâu?", "trợ cấp"])
+    assert near("mat giay chung nhan thuong binh xin cap lai o dau")  # folded, Jaccard 0.9
+    assert not near("thương binh được hưởng những chế độ ưu đãi gì hằng tháng")
+    assert not near("trợ cấp")  # under 5 tokens: never a near-copy
 
 
 def test_import_flags_are_checked(env: Path) -> None:
