@@ -5,7 +5,9 @@
 Measures, on the current documents index (build it first with `ldtbxh documents build`):
 - memory: resident set size before and after loading the documents index and its searcher;
 - added latency: `search_processed(q, qvec)` for questions the curated tier has already processed and
-  embedded (that is all the documents tier adds to a question), p50/p95/max;
+  embedded (that is all the documents tier adds to a question), p50/p95/max; and the same with legal-basis
+  hints as the dialogue passes them (the cited Articles of 8 curated entries, here 8 entries drawn at
+  random per question, weights 1, 1/2, ... 1/8);
 - the whole standalone search (query processing + embedding + ranking), for reference.
 Quote figures with the machine's load: the development machine is shared.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import sys
 import time
@@ -43,9 +46,14 @@ def main() -> None:
     args = ap.parse_args()
 
     from bot.config import load_settings
-    from bot.doc_search import DocSearcher
+    from bot.doc_search import DocSearcher, LegalHint
+    from indexer.documents.numbers import cited_articles
     from indexer.embed import make_embedder
+    from indexer.knowledge import load_knowledge
     from indexer.text import TextPipeline
+
+    def cited_articles_of(entry: object) -> list[tuple[str, frozenset[str] | None]]:
+        return [x for basis in getattr(entry, "legal_basis", None) or [] for x in cited_articles(basis)]
 
     settings = load_settings()
     embedder = make_embedder(settings.embedding_model, settings.embedding_backend, settings.models_dir)
@@ -71,6 +79,16 @@ def main() -> None:
             t = time.perf_counter()
             searcher.search_processed(q, v, k=10)
             added.append((time.perf_counter() - t) * 1000)
+    cited = [cited_articles_of(e) for e in load_knowledge(settings.knowledge_dir).entries]
+    rng = random.Random(0)
+    with_hints: list[float] = []
+    for _ in range(args.repeat):
+        for q, v in prepared:
+            hints = [LegalHint(doc, arts, 1 / (1 + rank))
+                     for rank, entry in enumerate(rng.sample(cited, 8)) for doc, arts in entry]
+            t = time.perf_counter()
+            searcher.search_processed(q, v, k=10, hints=hints)
+            with_hints.append((time.perf_counter() - t) * 1000)
     whole: list[float] = []
     for q in qs:
         t = time.perf_counter()
@@ -84,6 +102,8 @@ def main() -> None:
         "load_seconds": round(load_s, 2),
         "added_latency_ms": {"p50": round(statistics.median(added), 2), "p95": round(pct(added, 0.95), 2),
                              "max": round(max(added), 2), "n": len(added)},
+        "added_latency_with_hints_ms": {"p50": round(statistics.median(with_hints), 2),
+                                        "p95": round(pct(with_hints, 0.95), 2), "n": len(with_hints)},
         "standalone_search_ms": {"p50": round(statistics.median(whole), 2), "p95": round(pct(whole, 0.95), 2)},
         "load_average": os.getloadavg(),
         "cpus": os.cpu_count(),
