@@ -252,10 +252,14 @@ def out_of_fold(samples: Sequence[Sample], folds: int = 5, seed: int = 1) -> lis
 
 def fit_policy(samples: Sequence[Sample], targets: dict[str, float] | None = None,
                fitted: dict[str, Any] | None = None, inner_folds: int = 5) -> Policy:
-    ins = [s for s in samples if s.accept]
+    """The policy fitted on the samples it will decide: a message small talk answers before any search
+    (a greeting, a complaint about the bot) never reaches the policy, so it does not shape it (it still
+    counts, as the small-talk reply it gets, in the cross-validated figures: :func:`apply`)."""
+    decided = [s for s in samples if not s.smalltalk]
+    ins = [s for s in decided if s.accept]
     ranker = fit_ranker(ins)
-    scope = fit_scope(samples)
-    th = fit_thresholds(samples, out_of_fold(samples, inner_folds), targets)
+    scope = fit_scope(decided)
+    th = fit_thresholds(decided, out_of_fold(decided, inner_folds), targets)
     w, b, mean, scale = scope
     return Policy(tuple(float(x) for x in ranker), tuple(float(x) for x in w), float(b),
                   tuple(float(x) for x in mean), tuple(float(x) for x in scale), th, dict(fitted or {}))

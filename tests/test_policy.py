@@ -128,6 +128,22 @@ def test_small_talk_is_counted_as_the_assistant_replies() -> None:
     assert apply(replace(ins, smalltalk=True), pol).kind == "smalltalk"
 
 
+def test_small_talk_does_not_shape_the_policy() -> None:
+    """Small talk is answered before the policy: an out-of-scope complaint that looks in scope must not make
+    the fitted thresholds stricter (it once raised the choice threshold for every citizen)."""
+    from dataclasses import replace
+
+    samples = _samples(120)
+    pol = fit_policy(samples)
+    oos = next(s for s in samples if s.row.expect is None)
+    looks_in_scope = replace(oos, question_features=np.full(len(QUESTION_FEATURES), 5.0), smalltalk=True,
+                             topic_features=samples[0].topic_features)
+    with_it = fit_policy([*samples, *[looks_in_scope] * 10])
+    assert with_it.to_dict() == pol.to_dict()
+    as_a_question = fit_policy([*samples, *[replace(looks_in_scope, smalltalk=False)] * 10])
+    assert as_a_question.to_dict() != pol.to_dict()  # the same messages, reaching the policy, do shape it
+
+
 def test_complaints_about_the_bot_get_small_talk_not_a_topic() -> None:
     from bot.smalltalk import SmallTalk
 
