@@ -21,18 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.doc_search import DocSearcher, LegalHint, PassageHit
-from indexer.diacritics import fold, has_diacritics
+from indexer.diacritics import folded_tokens, has_diacritics
 from indexer.documents.numbers import number_key, short_article
-
-
-def _aliases(searcher: DocSearcher) -> dict[str, str]:
-    """number key -> canonical number key, for every document and alias in the index."""
-    out: dict[str, str] = {}
-    for num, d in searcher.index.documents.items():
-        out[number_key(num)] = number_key(num)
-        for a in d.get("aliases") or []:
-            out[number_key(a)] = number_key(num)
-    return out
 
 
 def is_hit(hit: PassageHit, row: dict[str, Any], aliases: dict[str, str]) -> bool:
@@ -55,18 +45,15 @@ NEAR_COPY_JACCARD = 0.6
 NEAR_COPY_MIN_TOKENS = 5
 
 
-def _tokens(text: str) -> set[str]:
-    return set(re.findall(r"\w+", fold(text)))
-
-
 def near_copy_test(phrasings: Iterable[str]) -> Callable[[str], bool]:
     """Whether a question (of at least 5 folded tokens) has a folded-token Jaccard ≥ 0.6 with one of
     ``phrasings`` (the knowledge's questions and paraphrases): the leak guard's rule."""
-    sets = [t for p in phrasings if (t := _tokens(p))]
+    sets = [t for p in phrasings if (t := set(folded_tokens(p)))]
 
     def test(q: str) -> bool:
-        qt = _tokens(q)
-        return len(qt) >= NEAR_COPY_MIN_TOKENS and any(
+        toks = folded_tokens(q)
+        qt = set(toks)
+        return len(toks) >= NEAR_COPY_MIN_TOKENS and any(
             len(qt & t) / len(qt | t) >= NEAR_COPY_JACCARD for t in sets)
     return test
 
@@ -76,7 +63,7 @@ def evaluate_docs(searcher: DocSearcher, path: Path, k: int = 10,
                   near_copy: Callable[[str], bool] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Search every question of ``path`` (with the curated tier's ``hints`` when given); ``near_copy``
     marks the questions the knowledge nearly contains, reported apart."""
-    aliases = _aliases(searcher)
+    aliases = searcher.aliases
     rows: list[dict[str, Any]] = []
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         if not line.strip():

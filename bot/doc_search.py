@@ -220,13 +220,14 @@ class DocSearcher:
         self._groups = np.array([groups.setdefault((p.document, p.article or p.id), len(groups))
                                  for p in index.passages], dtype=np.int64)
         self._position = {p.id: i for i, p in enumerate(index.passages)}
-        self._alias: dict[str, str] = {}
+        self.aliases: dict[str, str] = {}
+        """number key -> the canonical number's key, for every document and alias in the index."""
         for num, d in index.documents.items():
             for name in [num, *(d.get("aliases") or [])]:
-                self._alias[number_key(name)] = number_key(num)
+                self.aliases[number_key(name)] = number_key(num)
         self._in_article: dict[tuple[str, str], list[int]] = {}
         for i, p in enumerate(index.passages):
-            key = self._alias.get(number_key(p.document), number_key(p.document))
+            key = self.aliases.get(number_key(p.document), number_key(p.document))
             if p.article:
                 self._in_article.setdefault((key, short_article(p.article)), []).append(i)
         prm = self.params
@@ -300,7 +301,7 @@ class DocSearcher:
         """Per passage, × (1 + boost × the best weight of a hint citing its Article)."""
         art = np.zeros(self._n)
         for h in hints:
-            key = self._alias.get(number_key(h.document), number_key(h.document))
+            key = self.aliases.get(number_key(h.document), number_key(h.document))
             for a in h.articles or ():
                 rows = self._in_article.get((key, a))
                 if rows:

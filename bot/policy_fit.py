@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ from bot.policy import (
     related_from,
 )
 from bot.retrieval import QUESTION_FEATURES, TOPIC_FEATURES, SearchResult
-from indexer.diacritics import fold
+from indexer.diacritics import folded_tokens
 
 RANKER_L2 = 1.0
 SCOPE_L2 = 1.0
@@ -268,7 +267,7 @@ def fit_policy(samples: Sequence[Sample], targets: dict[str, float] | None = Non
 # --- cross-validation ---------------------------------------------------------------------------------
 def groups(rows: Sequence[Row], min_jaccard: float = 0.7) -> list[int]:
     """Group near-copies (folded-token Jaccard ≥ ``min_jaccard``) so they share a fold."""
-    toks = [set(re.findall(r"\w+", fold(r.q))) for r in rows]
+    toks = [set(folded_tokens(r.q)) for r in rows]
     parent = list(range(len(rows)))
 
     def find(i: int) -> int:

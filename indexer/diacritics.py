@@ -94,6 +94,12 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFC", stripped)
 
 
+def folded_tokens(text: str) -> list[str]:
+    """The ``\\w+`` tokens of ``fold(text)``, in order: what near-copies are compared on (folded-token
+    Jaccard: the leak guard, the near-copy groups of the cross-validation, the documents evaluation)."""
+    return re.findall(r"\w+", fold(text))
+
+
 _WORD = re.compile(r"[a-z0-9]+")
 
 

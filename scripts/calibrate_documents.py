@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.assistant import Assistant  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.doc_eval import _aliases, is_hit  # noqa: E402
+from bot.doc_eval import is_hit  # noqa: E402
 from bot.doc_search import PassageHit  # noqa: E402
 from bot.policy import (  # noqa: E402
     DOC_MIN_SCOPE,
@@ -157,7 +157,7 @@ def docs_eval(a: Assistant, path: Path, st: Setting) -> dict[str, Any]:
     """On the documents evaluation set: how many questions get a document reply, and how many of those
     quote a passage of the gold article."""
     assert a.documents is not None
-    aliases = _aliases(a.documents)
+    aliases = a.documents.aliases
     rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
     cases = collect(a, rows)
     n_doc = n_hit = 0

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.assistant import Assistant  # noqa: E402
 from bot.config import load_settings  # noqa: E402
-from bot.doc_eval import _aliases, is_hit, near_copy_test, unaccented  # noqa: E402
+from bot.doc_eval import is_hit, near_copy_test, unaccented  # noqa: E402
 from bot.doc_search import DocSearcher  # noqa: E402
 from indexer.knowledge import load_knowledge  # noqa: E402
 
@@ -43,7 +43,7 @@ def main() -> None:
     assistant.warm_up()
     searcher = DocSearcher.from_settings(settings, embedder=assistant.retriever.embedder)
     searcher.warm_up()
-    aliases = _aliases(searcher)
+    aliases = searcher.aliases
     kb = load_knowledge(settings.knowledge_dir)
     near = near_copy_test(t for e in kb.entries for f, t in e.passages if f in ("question", "paraphrase"))
     rows = [json.loads(x) for x in args.docs_eval.read_text(encoding="utf-8").splitlines() if x.strip()]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.doc_eval import unaccented
-from indexer.diacritics import fold
+from indexer.diacritics import folded_tokens
 from indexer.documents.catalog import load_catalog, load_supersession
 from indexer.documents.corpus import build_corpus
 from indexer.documents.numbers import number_key
@@ -35,7 +35,7 @@ def corpus():
 
 
 def _tokens(text: str) -> set[str]:
-    return set(re.findall(r"\w+", fold(text)))
+    return set(folded_tokens(text))
 
 
 def test_size_and_share_of_hard_questions(rows: list[dict]) -> None:

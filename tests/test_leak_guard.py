@@ -12,13 +12,12 @@ mean reading the dev questions: rewrite the phrasing from the topic scope, or dr
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from indexer.diacritics import fold
+from indexer.diacritics import folded_tokens
 from indexer.knowledge import KnowledgeBase, load_knowledge
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,7 +27,7 @@ MIN_TOKENS = 5
 
 
 def tokens(text: str) -> list[str]:
-    return re.findall(r"\w+", fold(text))
+    return folded_tokens(text)
 
 
 def jaccard(a: set[str], b: set[str]) -> float:
