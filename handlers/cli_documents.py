@@ -242,11 +242,12 @@ def search(
         hits: list[dict[str, Any]] = []
         hints = []
         if assistant is not None:
-            res = assistant.retriever.search(q, k=k)
+            from bot.assistant import HINT_ENTRIES
+
+            res = assistant.retriever.search(q, k=max(k, HINT_ENTRIES))  # the hints as the dialogue has them
             hints = assistant.legal_hints(res)
-            if tier in ("entries", "both"):
-                hits += [{"kind": "entry", "id": c.entry_id, "topic": c.topic, "document": None,
-                          "citation": None, "source_file": None, "score": c.score} for c in res.candidates]
+            hits += [{"kind": "entry", "id": c.entry_id, "topic": c.topic, "document": None,
+                      "citation": None, "source_file": None, "score": c.score} for c in res.candidates[:k]]
         if searcher is not None:
             for h in searcher.search(q, k=k, hints=hints).hits:
                 hits.append({"kind": "passage", "id": h.id, "topic": h.topic, "document": h.document,
