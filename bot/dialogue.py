@@ -228,7 +228,7 @@ class Dialogue:
         if outcome.calculation:
             new_state["calculation"] = outcome.calculation
         if reply.kind == ReplyKind.CHOICES:
-            new_state["offered"] = [b.payload[len(PICK):] for b in reply.buttons if b.payload.startswith(PICK)]
+            new_state["offered"] = reply.offered
         if state and state.get("last_ticket"):
             new_state["last_ticket"] = state["last_ticket"]
         return new_state

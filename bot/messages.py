@@ -7,7 +7,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.protocol import ReplyKind
+from bot.protocol import PICK, ReplyKind
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,12 @@ class Reply:
     """The conversation state to keep for this chat after the reply (None: clear it)."""
     citations: list[str] = field(default_factory=list)
     """A document reply: the citations of the quoted clauses ("khoản 1 Điều 24 Pháp lệnh 02/2020/UBTVQH14")."""
+
+    @property
+    def offered(self) -> list[str]:
+        """The entry ids its ``pick:`` buttons offer, in order (a choice list's options, or the related
+        questions under an answer)."""
+        return [b.payload[len(PICK):] for b in self.buttons if b.payload.startswith(PICK)]
 
 
 def split_message(text: str, limit: int) -> list[str]:

@@ -174,14 +174,11 @@ def index_rollback() -> None:
 def _reply_json(question: str, r: Any, topic_of: Callable[[str], str | None]) -> dict[str, Any]:
     """A reply as JSON; ``offered``: the entries its buttons offer (a choice list's options, or the related
     questions under an answer), in order, with their topics."""
-    from bot.protocol import PICK
-
-    offered = [b.payload[len(PICK):] for b in r.buttons if b.payload.startswith(PICK)]
     return {
         "q": question, "kind": str(r.kind), "topic": r.topic, "entry_id": r.entry_id,
         "score": r.score, "candidates": r.candidates, "citations": r.citations, "text": r.text,
         "buttons": [b.label for b in r.buttons],
-        "offered": [{"entry_id": e, "topic": topic_of(e)} for e in offered],
+        "offered": [{"entry_id": e, "topic": topic_of(e)} for e in r.offered],
     }
 
 
