@@ -16,7 +16,7 @@ import numpy as np
 
 from bot.calculators import CalcOutcome, CalculatorSet
 from bot.config import Settings
-from bot.doc_search import DocSearcher, LegalHint, PassageHit, curated_dates
+from bot.doc_search import DocSearcher, EntryText, LegalHint, PassageHit, curated_dates
 from bot.embedder import settings_embedder
 from bot.messages import Button, Reply
 from bot.policy import (
@@ -116,6 +116,7 @@ class Assistant:
         """The legal texts (second tier), when a documents index has been built."""
         self._cited: dict[str, list[tuple[str, frozenset[str] | None]]] = {}
         """entry id -> the documents and Articles its legal basis cites (parsed once)."""
+        self._entry_texts: dict[str, EntryText] | None = None
         self.doc_min_scope = DOC_MIN_SCOPE
         self.doc_min_score = DOC_MIN_SCORE
         self.doc_top_topics = DOC_TOP_TOPICS
@@ -152,6 +153,11 @@ class Assistant:
             self.calculators.warm_up()
         if self.documents is not None:
             self.documents.warm_up()
+            # The Articles each entry citing a whole document lifts: found now, not on a citizen's question.
+            for entry_id in self.retriever.index.entries:
+                for h in self._hints_of(entry_id, 1.0):
+                    if h.entry is not None:
+                        self.documents.closest_articles(h.document, h.entry)
 
     # --- rendering -------------------------------------------------------------------------------
     def render(self, text: str) -> str:
@@ -284,16 +290,37 @@ class Assistant:
 
     def legal_hints(self, result: SearchResult, k: int = HINT_ENTRIES) -> list[LegalHint]:
         """What the ``k`` curated entries closest to the question cite as their legal basis, for the
-        documents tier: the closest entry's citations weigh 1, the next ones 1/2, 1/3..."""
-        hints: list[LegalHint] = []
-        for rank, c in enumerate(result.candidates[:k]):
-            cited = self._cited.get(c.entry_id)
-            if cited is None:
-                e = self.retriever.index.entries.get(c.entry_id) or {}
-                cited = [x for basis in e.get("legal_basis") or [] for x in cited_articles(basis)]
-                self._cited[c.entry_id] = cited
-            hints += [LegalHint(doc, arts, 1 / (1 + rank)) for doc, arts in cited]
-        return hints
+        documents tier: the closest entry's citations weigh 1, the next ones 1/2, 1/3... A citation of a
+        whole document carries the entry's text, so that the documents tier lifts the Articles of that
+        document closest to it (:meth:`bot.doc_search.DocSearcher.closest_articles`)."""
+        return [h for rank, c in enumerate(result.candidates[:k]) for h in self._hints_of(c.entry_id, 1 / (1 + rank))]
+
+    def _hints_of(self, entry_id: str, weight: float) -> list[LegalHint]:
+        cited = self._cited.get(entry_id)
+        if cited is None:
+            e = self.retriever.index.entries.get(entry_id) or {}
+            cited = [x for basis in e.get("legal_basis") or [] for x in cited_articles(basis)]
+            self._cited[entry_id] = cited
+        return [LegalHint(doc, arts, weight, None if arts else self.entry_text(entry_id)) for doc, arts in cited]
+
+    def entry_text(self, entry_id: str) -> EntryText | None:
+        """What a curated entry says, from the curated index (no new processing or embedding): the tokens
+        of its answer (a procedure: its summary) and the vector of its question (a procedure: its summary)."""
+        if self._entry_texts is None:
+            ix = self.retriever.index
+            row_of = {int(u): r for r, u in enumerate(ix.dense_units)}
+            texts: dict[str, EntryText] = {}
+            for field_name in ("summary", "answer"):
+                vec_field = "summary" if field_name == "summary" else "question"
+                vec_unit = {u["entry"]: i for i, u in enumerate(ix.units) if u["field"] == vec_field}
+                for u in ix.units:
+                    if u["field"] == field_name and u["entry"] not in texts:
+                        row = row_of.get(vec_unit.get(u["entry"], -1))
+                        texts[u["entry"]] = EntryText(u["entry"], tuple(u.get("words") or ()),
+                                                      tuple(u.get("folded") or ()),
+                                                      None if row is None else ix.vectors[row])
+            self._entry_texts = texts
+        return self._entry_texts.get(entry_id)
 
     def choices_reply(self, decision: Decision) -> Reply:
         lines = ["Tôi tìm thấy vài nội dung gần với câu hỏi của bạn. Bạn muốn hỏi về:"]

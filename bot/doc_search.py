@@ -69,6 +69,21 @@ class DocSearchParams:
     hint's weight). Chosen on tests/data/docs-eval.jsonl by scripts/cv_legal_hints.py (5-fold
     cross-validation repeated 10 times; a lift for every passage of a cited document, whatever the Article,
     was tried beside it and chosen at 0)."""
+    derived_articles: int = 2
+    """An entry that cites a document without naming an Article (about half of them) lifts the Articles of
+    that document closest to what the entry says (:meth:`DocSearcher.closest_articles`): this many. Chosen
+    with ``cited_boost`` by scripts/cv_legal_hints.py; 0 turns it off."""
+
+
+@dataclass(frozen=True, eq=False)
+class EntryText:
+    """What a curated entry says, as the documents tier matches it to the Articles of a document it cites:
+    its answer's (or a procedure's summary's) processed tokens and its question's vector."""
+
+    id: str
+    words: tuple[str, ...]
+    folded: tuple[str, ...]
+    vector: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -81,6 +96,8 @@ class LegalHint:
     """:func:`short_article` labels ("Điều 24", "Phụ lục I"), or None when the entry names no Article."""
     weight: float
     """1 for the closest entry, less for the next ones."""
+    entry: EntryText | None = None
+    """The citing entry's text: with no Article named, the document's Articles closest to it are lifted."""
 
 
 @dataclass
@@ -226,10 +243,24 @@ class DocSearcher:
             for name in [num, *(d.get("aliases") or [])]:
                 self.aliases[number_key(name)] = number_key(num)
         self._in_article: dict[tuple[str, str], list[int]] = {}
+        in_document: dict[str, list[int]] = {}
         for i, p in enumerate(index.passages):
             key = self.aliases.get(number_key(p.document), number_key(p.document))
             if p.article:
                 self._in_article.setdefault((key, short_article(p.article)), []).append(i)
+                in_document.setdefault(key, []).append(i)
+        self._in_document = {k: np.array(v, dtype=np.int64) for k, v in in_document.items()}
+        self._replaces: dict[str, list[str]] = {}
+        """A document -> the documents the supersession map says it supersedes as a whole (every passage
+        flagged by it: Luật Việc làm 2025 -> 2013): an entry citing a text that is not shipped is matched
+        to the Articles of the text it replaced."""
+        by: dict[str, set[str | None]] = {}
+        for p in index.passages:
+            by.setdefault(number_key(p.document), set()).add(p.superseded_by)
+        for old, new in by.items():
+            if len(new) == 1 and (successor := next(iter(new))) is not None:
+                self._replaces.setdefault(number_key(successor), []).append(old)
+        self._closest: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
         prm = self.params
         tagged = {num for num, d in index.documents.items() if d.get("topics")}
         self._prior = np.array([
@@ -297,13 +328,54 @@ class DocSearcher:
                 cov = np.bincount(indices[pos], weights=wts, minlength=n).astype(np.float64)
         return score, cov
 
+    def closest_articles(self, document: str, entry: EntryText) -> tuple[tuple[str, str], ...]:
+        """The ``derived_articles`` Articles (document key, label) of ``document`` — or, when it is not
+        shipped, of the shipped documents it supersedes as a whole — whose passages best match what
+        ``entry`` says (the same lexical and dense scores as a question; cached per entry and document)."""
+        key = self.aliases.get(number_key(document), number_key(document))
+        cached = self._closest.get((entry.id, key))
+        if cached is not None:
+            return cached
+        targets = [key] if key in self._in_document else [k for k in self._replaces.get(key, [])
+                                                            if k in self._in_document]
+        found: list[tuple[str, str]] = []
+        if targets and self.params.derived_articles > 0:
+            idx, p = self.index, self.params
+            rows = np.concatenate([self._in_document[k] for k in targets])
+            words, folded = list(entry.words), list(entry.folded)
+            bw, cw = self._lexical(idx.bm25_words, words, idx.df_words, words)
+            bf, cf = self._lexical(idx.bm25_folded, folded, idx.df_folded, [t for t in folded if "_" not in t])
+            bw, bf, cw, cf = bw[rows], bf[rows], cw[rows], cf[rows]
+            rel = (0.5 * (bw / bw.max() if bw.max() > 0 else bw) + 0.5 * (bf / bf.max() if bf.max() > 0 else bf))
+            score = 0.5 * rel + 0.5 * np.maximum(cw, cf)
+            if entry.vector is not None and len(idx.vectors):
+                sims = np.einsum("ij,j->i", idx.vectors[idx.unit_of[rows]],
+                                 np.asarray(entry.vector, dtype=np.float32).reshape(-1))
+                dn = np.clip((sims - p.dense_floor) / (p.dense_ceiling - p.dense_floor), 0, 1)
+                score = p.dense_weight * dn + (1 - p.dense_weight) * score
+            for i in rows[np.argsort(-score, kind="stable")]:
+                ps = idx.passages[int(i)]
+                art = (self.aliases.get(number_key(ps.document), number_key(ps.document)), short_article(ps.article))
+                if art not in found:
+                    found.append(art)
+                    if len(found) >= p.derived_articles:
+                        break
+        self._closest[(entry.id, key)] = out = tuple(found)
+        return out
+
     def _hint_factor(self, hints: Sequence[LegalHint]) -> np.ndarray | None:
         """Per passage, × (1 + boost × the best weight of a hint citing its Article)."""
         art = np.zeros(self._n)
         for h in hints:
             key = self.aliases.get(number_key(h.document), number_key(h.document))
-            for a in h.articles or ():
-                rows = self._in_article.get((key, a))
+            if h.articles:
+                cited = [(key, a) for a in h.articles]
+            elif h.entry is not None:
+                cited = list(self.closest_articles(h.document, h.entry))
+            else:
+                continue
+            for c in cited:
+                rows = self._in_article.get(c)
                 if rows:
                     art[rows] = np.maximum(art[rows], h.weight)
         return 1 + self.params.cited_boost * art if art.any() else None

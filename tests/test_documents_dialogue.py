@@ -324,3 +324,19 @@ def test_a_question_answered_from_a_clause_becomes_a_curated_draft_in_one_reply(
     form = admin.get(f"/console/knowledge/drafts/{draft_id}").text
     assert re.search(r'name="legal_basis"[^>]*>khoản 2 Điều 3 Quyết định 123/QĐ-SLĐTBXH</textarea>', form), form
     assert 'name="valid_from" type="date" value="2025-03-15"' in form
+
+
+def test_a_whole_document_citation_carries_what_its_entry_says(with_docs: Settings) -> None:
+    """Entries citing a document without an Article pass their own words and vector, so the documents
+    tier can lift the Articles of that document closest to them (read from the curated index)."""
+    a = assistant(with_docs)
+    res = a.retriever.search("mức chuẩn trợ cấp người có công bao nhiêu")
+    hints = a.legal_hints(res)
+    first = next(h for h in hints if h.document == "77/2024/NĐ-CP")
+    assert first.articles is None and first.weight == 1.0
+    entry = first.entry
+    assert entry is not None and entry.id == "ncc-muc-chuan-test"
+    assert entry.vector is not None and entry.vector.shape == (256,)
+    assert {"mức", "chuẩn"} <= {w for t in entry.words for w in t.split("_")}  # its answer's words
+    assert a.entry_text("ncc-muc-chuan-test") is entry  # built once
+    assert a.entry_text("no-such-entry") is None

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.doc_search import MAX_CLAUSE_CHARS, DocSearcher, LegalHint
+from bot.doc_search import MAX_CLAUSE_CHARS, DocSearcher, EntryText, LegalHint
 from indexer.documents.importer import import_paths
 from indexer.documents.index import CatalogInvalid, build_doc_index, load_doc_index
+from indexer.documents.numbers import number_key
 from indexer.text import SyllableSegmenter, TextPipeline
 from tests.fakes import HashingEmbedder
 
@@ -143,6 +144,49 @@ def test_an_article_cited_by_the_closest_entries_ranks_up(searcher: DocSearcher)
     assert cited <= rank([LegalHint("02/2020/UBTVQH14", frozenset({"Điều 24"}), 0.1)]) <= plain  # weaker
     assert rank([LegalHint("02/2020/UBTVQH14", None, 1.0)]) == plain  # no Article named: no lift
     assert rank([LegalHint("99/2099/NĐ-CP", frozenset({"Điều 24"}), 1.0)]) == plain  # not in this index
+
+
+def _entry_text(searcher: DocSearcher, text: str) -> EntryText:
+    q = searcher.pipeline.process(text)
+    assert searcher.embedder is not None
+    return EntryText("qa-x", tuple(q.words), tuple(q.folded),
+                     searcher.embedder.embed([q.dense_text()], searcher.query_prefix)[0])
+
+
+def test_a_whole_document_citation_lifts_its_articles_closest_to_the_entry(searcher: DocSearcher) -> None:
+    q = "thương binh được hưởng ưu đãi gì"
+    target = ("02/2020/UBTVQH14", "Điều 24")
+    entry = _entry_text(searcher, "Thương binh được hưởng trợ cấp hằng tháng theo tỷ lệ tổn thương cơ thể, "
+                                  "phụ cấp hằng tháng, bảo hiểm y tế, điều dưỡng phục hồi sức khỏe")
+
+    def rank(hints: list[LegalHint]) -> int:
+        got = [(h.document, h.article) for h in searcher.search(q, k=100, hints=hints).hits]
+        return got.index(target) if target in got else 100
+
+    closest = searcher.closest_articles("02/2020/UBTVQH14", entry)
+    assert len(closest) == searcher.params.derived_articles == 2
+    assert "Điều 24" in {a for _, a in closest}
+    plain = rank([])
+    assert rank([LegalHint("02/2020/UBTVQH14", None, 1.0, entry)]) < plain
+    # The same entry citing a document this index does not have lifts nothing.
+    assert rank([LegalHint("99/2099/NĐ-CP", None, 1.0, entry)]) == plain
+    searcher.params.derived_articles = 0
+    try:
+        searcher._closest.clear()
+        assert searcher.closest_articles("02/2020/UBTVQH14", entry) == ()
+        assert rank([LegalHint("02/2020/UBTVQH14", None, 1.0, entry)]) == plain
+    finally:
+        searcher.params.derived_articles = 2
+        searcher._closest.clear()
+
+
+def test_an_entry_citing_a_text_not_shipped_is_matched_in_the_text_it_replaces(searcher: DocSearcher) -> None:
+    """55/2023 is superseded as a whole by 77/2024, which is not shipped: an entry citing 77/2024 is
+    matched to 55/2023's Articles."""
+    entry = _entry_text(searcher, "Mức chuẩn trợ cấp ưu đãi người có công với cách mạng")
+    closest = searcher.closest_articles("77/2024/NĐ-CP", entry)
+    assert closest and {doc for doc, _ in closest} == {number_key("55/2023/NĐ-CP")}
+    assert closest == searcher.closest_articles("77/2024/NĐ-CP", entry)  # cached
 
 
 def test_clause_is_phone_sized_and_cited(searcher: DocSearcher) -> None:
