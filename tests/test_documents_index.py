@@ -234,6 +234,23 @@ def test_rebuild_reuses_vectors_and_tokens(built) -> None:
     assert m.passages == first.passages
 
 
+def test_a_text_several_units_share_is_embedded_once(built, tmp_path: Path) -> None:
+    k, _, first = built
+    embedded: list[str] = []
+
+    class Counting(HashingEmbedder):
+        def embed(self, texts: list[str], prefix: str):  # type: ignore[no-untyped-def]
+            embedded.extend(texts)
+            return super().embed(texts, prefix)
+
+    m = build_doc_index(k, tmp_path / "var", Counting(256), segmenter=SyllableSegmenter(), workers=1, today=TODAY)
+    assert m.reused_vectors == 0 and m.units == first.units
+    assert len(embedded) == len(set(embedded)) < m.units  # the fixture's texts repeat some units
+    idx = load_doc_index(tmp_path / "var")
+    again = load_doc_index(built[1])
+    assert (idx.vectors == again.vectors).all()  # the same vectors as embedding every unit
+
+
 def test_broken_catalogue_is_refused(built, tmp_path: Path) -> None:
     k, _, _ = built
     k2 = tmp_path / "knowledge"

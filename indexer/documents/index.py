@@ -214,14 +214,22 @@ def build_doc_index(knowledge_dir: Path, index_root: Path, embedder: Embedder, *
             reused += 1
         else:
             need.append(i)
-    say("embed", 0, len(need))
+    # A text that several units share (5 % of them: an article repeated across documents, a table row
+    # repeated in an annex) is embedded once.
+    same: dict[str, list[int]] = {}
+    for i in need:
+        same.setdefault(corpus.units[i], []).append(i)
+    first = [rows[0] for rows in same.values()]
+    say("embed", 0, len(first))
     # Longest first, so that each chunk holds units of about one length (the embedder pads a batch to its
     # longest unit; articles run from one line to the model's 512 tokens).
-    need.sort(key=lambda i: -len(corpus.units[i]))
-    for s in range(0, len(need), 64):
-        idx = need[s: s + 64]
-        vecs[idx] = embedder.embed([corpus.units[i] for i in idx], passage_prefix)
-        say("embed", min(s + 64, len(need)), len(need))
+    first.sort(key=lambda i: -len(corpus.units[i]))
+    for s in range(0, len(first), 64):
+        idx = first[s: s + 64]
+        got = embedder.embed([corpus.units[i] for i in idx], passage_prefix)
+        for i, v in zip(idx, got, strict=True):
+            vecs[same[corpus.units[i]]] = v
+        say("embed", min(s + 64, len(first)), len(first))
     timings["embed"] = round(time.perf_counter() - t1, 2)
 
     t1 = time.perf_counter()
