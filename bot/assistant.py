@@ -309,16 +309,13 @@ class Assistant:
         if self._entry_texts is None:
             ix = self.retriever.index
             row_of = {int(u): r for r, u in enumerate(ix.dense_units)}
+            unit_of = {(u["entry"], u["field"]): i for i, u in enumerate(ix.units)}
             texts: dict[str, EntryText] = {}
-            for field_name in ("summary", "answer"):
-                vec_field = "summary" if field_name == "summary" else "question"
-                vec_unit = {u["entry"]: i for i, u in enumerate(ix.units) if u["field"] == vec_field}
-                for u in ix.units:
-                    if u["field"] == field_name and u["entry"] not in texts:
-                        row = row_of.get(vec_unit.get(u["entry"], -1))
-                        texts[u["entry"]] = EntryText(u["entry"], tuple(u.get("words") or ()),
-                                                      tuple(u.get("folded") or ()),
-                                                      None if row is None else ix.vectors[row])
+            for u in ix.units:
+                if u["field"] in ("answer", "summary"):
+                    row = row_of.get(unit_of.get((u["entry"], "question" if u["field"] == "answer" else "summary"), -1))
+                    texts[u["entry"]] = EntryText(u["entry"], tuple(u.get("words") or ()), tuple(u.get("folded") or ()),
+                                                  None if row is None else ix.vectors[row])
             self._entry_texts = texts
         return self._entry_texts.get(entry_id)
 

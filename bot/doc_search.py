@@ -328,6 +328,25 @@ class DocSearcher:
                 cov = np.bincount(indices[pos], weights=wts, minlength=n).astype(np.float64)
         return score, cov
 
+    def _fused(self, words: list[str], folded: list[str], vector: np.ndarray | None,
+               rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The fused score (before priors and hints), the dense similarity and the lexical score of every
+        passage (of ``rows`` only, when given: BM25 is then relative to the best of those)."""
+        idx, p = self.index, self.params
+        bw, cw = self._lexical(idx.bm25_words, words, idx.df_words, words)
+        bf, cf = self._lexical(idx.bm25_folded, folded, idx.df_folded, [t for t in folded if "_" not in t])
+        if rows is not None:
+            bw, bf, cw, cf = bw[rows], bf[rows], cw[rows], cf[rows]
+        rel = 0.5 * (bw / bw.max() if bw.max() > 0 else bw) + 0.5 * (bf / bf.max() if bf.max() > 0 else bf)
+        lexical = 0.5 * rel + 0.5 * np.maximum(cw, cf)
+        if vector is None or not len(idx.vectors):
+            return lexical, np.zeros(len(lexical)), lexical
+        # einsum, not BLAS: a threaded matrix-vector product stalls on a busy two-core machine.
+        sims = np.einsum("ij,j->i", idx.vectors, np.asarray(vector, dtype=np.float32).reshape(-1))
+        dense = sims[idx.unit_of if rows is None else idx.unit_of[rows]]
+        dn = np.clip((dense - p.dense_floor) / (p.dense_ceiling - p.dense_floor), 0, 1)
+        return p.dense_weight * dn + (1 - p.dense_weight) * lexical, dense, lexical
+
     def closest_articles(self, document: str, entry: EntryText) -> tuple[tuple[str, str], ...]:
         """The ``derived_articles`` Articles (document key, label) of ``document`` — or, when it is not
         shipped, of the shipped documents it supersedes as a whole — whose passages best match what
@@ -340,25 +359,14 @@ class DocSearcher:
                                                             if k in self._in_document]
         found: list[tuple[str, str]] = []
         if targets and self.params.derived_articles > 0:
-            idx, p = self.index, self.params
             rows = np.concatenate([self._in_document[k] for k in targets])
-            words, folded = list(entry.words), list(entry.folded)
-            bw, cw = self._lexical(idx.bm25_words, words, idx.df_words, words)
-            bf, cf = self._lexical(idx.bm25_folded, folded, idx.df_folded, [t for t in folded if "_" not in t])
-            bw, bf, cw, cf = bw[rows], bf[rows], cw[rows], cf[rows]
-            rel = (0.5 * (bw / bw.max() if bw.max() > 0 else bw) + 0.5 * (bf / bf.max() if bf.max() > 0 else bf))
-            score = 0.5 * rel + 0.5 * np.maximum(cw, cf)
-            if entry.vector is not None and len(idx.vectors):
-                sims = np.einsum("ij,j->i", idx.vectors[idx.unit_of[rows]],
-                                 np.asarray(entry.vector, dtype=np.float32).reshape(-1))
-                dn = np.clip((sims - p.dense_floor) / (p.dense_ceiling - p.dense_floor), 0, 1)
-                score = p.dense_weight * dn + (1 - p.dense_weight) * score
+            score, _, _ = self._fused(list(entry.words), list(entry.folded), entry.vector, rows)
             for i in rows[np.argsort(-score, kind="stable")]:
-                ps = idx.passages[int(i)]
+                ps = self.index.passages[int(i)]
                 art = (self.aliases.get(number_key(ps.document), number_key(ps.document)), short_article(ps.article))
                 if art not in found:
                     found.append(art)
-                    if len(found) >= p.derived_articles:
+                    if len(found) >= self.params.derived_articles:
                         break
         self._closest[(entry.id, key)] = out = tuple(found)
         return out
@@ -400,20 +408,7 @@ class DocSearcher:
         """Rank passages for a question the curated tier already processed and embedded."""
         p = self.params
         idx = self.index
-        syl = [t for t in q.folded if "_" not in t]
-        bw, cw = self._lexical(idx.bm25_words, q.words, idx.df_words, q.words)
-        bf, cf = self._lexical(idx.bm25_folded, q.folded, idx.df_folded, syl)
-        rel = 0.5 * (bw / bw.max() if bw.max() > 0 else bw) + 0.5 * (bf / bf.max() if bf.max() > 0 else bf)
-        lexical = 0.5 * rel + 0.5 * np.maximum(cw, cf)
-        if qvec is not None and len(idx.vectors):
-            # einsum, not BLAS: a threaded matrix-vector product stalls on a busy two-core machine.
-            sims = np.einsum("ij,j->i", idx.vectors, np.asarray(qvec, dtype=np.float32).reshape(-1))
-            dense = sims[idx.unit_of]
-            dn = np.clip((dense - p.dense_floor) / (p.dense_ceiling - p.dense_floor), 0, 1)
-            fused = p.dense_weight * dn + (1 - p.dense_weight) * lexical
-        else:
-            dense = np.zeros(self._n)
-            fused = lexical
+        fused, dense, lexical = self._fused(q.words, q.folded, qvec)
         fused = fused * self._prior
         factor = self._hint_factor(hints)
         if factor is not None:
@@ -422,7 +417,7 @@ class DocSearcher:
         top = np.argpartition(-fused, m - 1)[:m] if m < self._n else np.arange(self._n)
         top = top[np.argsort(-fused[top])]
         seen: set[int] = set()
-        qf = set(syl)
+        qf = {t for t in q.folded if "_" not in t}
         hits: list[PassageHit] = []
         for i in top:
             g = int(self._groups[i])
