@@ -242,10 +242,14 @@ class DocSearcher:
         for num, d in index.documents.items():
             for name in [num, *(d.get("aliases") or [])]:
                 self.aliases[number_key(name)] = number_key(num)
+        self._doc_key = [self.key(p.document) for p in index.passages]
+        """Per passage, its document's key (:meth:`key`)."""
         self._in_article: dict[tuple[str, str], list[int]] = {}
         in_document: dict[str, list[int]] = {}
+        by: dict[str, set[str | None]] = {}
         for i, p in enumerate(index.passages):
-            key = self.aliases.get(number_key(p.document), number_key(p.document))
+            key = self._doc_key[i]
+            by.setdefault(key, set()).add(p.superseded_by)
             if p.article:
                 self._in_article.setdefault((key, short_article(p.article)), []).append(i)
                 in_document.setdefault(key, []).append(i)
@@ -254,13 +258,10 @@ class DocSearcher:
         """A document -> the documents the supersession map says it supersedes as a whole (every passage
         flagged by it: Luật Việc làm 2025 -> 2013): an entry citing a text that is not shipped is matched
         to the Articles of the text it replaced."""
-        by: dict[str, set[str | None]] = {}
-        for p in index.passages:
-            by.setdefault(number_key(p.document), set()).add(p.superseded_by)
         for old, new in by.items():
             if len(new) == 1 and (successor := next(iter(new))) is not None:
                 self._replaces.setdefault(number_key(successor), []).append(old)
-        self._closest: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
+        self._closest: dict[tuple[str, str, int], tuple[tuple[str, str], ...]] = {}
         prm = self.params
         tagged = {num for num, d in index.documents.items() if d.get("topics")}
         self._prior = np.array([
@@ -328,6 +329,10 @@ class DocSearcher:
                 cov = np.bincount(indices[pos], weights=wts, minlength=n).astype(np.float64)
         return score, cov
 
+    def key(self, number: str) -> str:
+        """A document number's key, an alias resolved to the document it names."""
+        return self.aliases.get(number_key(number), number_key(number))
+
     def _fused(self, words: list[str], folded: list[str], vector: np.ndarray | None,
                rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The fused score (before priors and hints), the dense similarity and the lexical score of every
@@ -350,9 +355,10 @@ class DocSearcher:
     def closest_articles(self, document: str, entry: EntryText) -> tuple[tuple[str, str], ...]:
         """The ``derived_articles`` Articles (document key, label) of ``document`` — or, when it is not
         shipped, of the shipped documents it supersedes as a whole — whose passages best match what
-        ``entry`` says (the same lexical and dense scores as a question; cached per entry and document)."""
-        key = self.aliases.get(number_key(document), number_key(document))
-        cached = self._closest.get((entry.id, key))
+        ``entry`` says (the same lexical and dense scores as a question; cached per entry, document and
+        number of Articles)."""
+        key = self.key(document)
+        cached = self._closest.get((entry.id, key, self.params.derived_articles))
         if cached is not None:
             return cached
         targets = [key] if key in self._in_document else [k for k in self._replaces.get(key, [])
@@ -362,20 +368,19 @@ class DocSearcher:
             rows = np.concatenate([self._in_document[k] for k in targets])
             score, _, _ = self._fused(list(entry.words), list(entry.folded), entry.vector, rows)
             for i in rows[np.argsort(-score, kind="stable")]:
-                ps = self.index.passages[int(i)]
-                art = (self.aliases.get(number_key(ps.document), number_key(ps.document)), short_article(ps.article))
+                art = (self._doc_key[int(i)], short_article(self.index.passages[int(i)].article))
                 if art not in found:
                     found.append(art)
                     if len(found) >= self.params.derived_articles:
                         break
-        self._closest[(entry.id, key)] = out = tuple(found)
+        self._closest[(entry.id, key, self.params.derived_articles)] = out = tuple(found)
         return out
 
     def _hint_factor(self, hints: Sequence[LegalHint]) -> np.ndarray | None:
         """Per passage, × (1 + boost × the best weight of a hint citing its Article)."""
         art = np.zeros(self._n)
         for h in hints:
-            key = self.aliases.get(number_key(h.document), number_key(h.document))
+            key = self.key(h.document)
             if h.articles:
                 cited = [(key, a) for a in h.articles]
             elif h.entry is not None:

@@ -62,7 +62,6 @@ def main() -> None:
         hints = assistant.legal_hints(res)
         for j, (boost, derived) in enumerate(grid):
             searcher.params.cited_boost, searcher.params.derived_articles = boost, derived
-            searcher._closest.clear()
             hits = searcher.search_processed(res.query, qvec, k=10, hints=hints)
             rank = next((n + 1 for n, h in enumerate(hits) if is_hit(h, r, aliases)), None)
             scores[i, j] = 1 / rank if rank else 0.0

@@ -172,12 +172,11 @@ def test_a_whole_document_citation_lifts_its_articles_closest_to_the_entry(searc
     assert rank([LegalHint("99/2099/NĐ-CP", None, 1.0, entry)]) == plain
     searcher.params.derived_articles = 0
     try:
-        searcher._closest.clear()
         assert searcher.closest_articles("02/2020/UBTVQH14", entry) == ()
         assert rank([LegalHint("02/2020/UBTVQH14", None, 1.0, entry)]) == plain
     finally:
         searcher.params.derived_articles = 2
-        searcher._closest.clear()
+    assert searcher.closest_articles("02/2020/UBTVQH14", entry) == closest
 
 
 def test_an_entry_citing_a_text_not_shipped_is_matched_in_the_text_it_replaces(searcher: DocSearcher) -> None:
